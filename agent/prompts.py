@@ -1,0 +1,97 @@
+"""Prompt templates: the single source of truth for inference (LLM generators) and training data.
+
+Retrieved passages are fenced and labelled with their ids; instructions stay outside the fence so text
+inside a passage cannot pose as an instruction. Answers are asked to cite passage ids as ``[id]``.
+Fine-tuning builds its examples with these same functions (see :mod:`clinrag.finetune.data`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clinrag.cases import Case
+    from clinrag.types import Hit
+
+Message = dict[str, str]
+
+SYSTEM_PROMPT = (
+    "You are a careful clinical assistant. Answer from the numbered case and the supplied passages. "
+    "Be concise and factual. Cite the passages you use by their id in square brackets, e.g. [kb-12]. "
+    "If the passages do not contain the answer, say so briefly rather than guessing."
+)
+
+PASSAGE_FENCE = "<<<PASSAGES"
+PASSAGE_FENCE_END = "PASSAGES>>>"
+
+
+def scenario_block(case: Case) -> str:
+    parts = []
+    if case.context.strip():
+        parts.append(f"Context: {case.context.strip()}")
+    parts.append(f"Clinical scenario: {case.clinical_scenario.strip()}")
+    return "\n".join(parts)
+
+
+def passages_block(hits: Sequence[Hit], *, max_chars_per_passage: int = 1200) -> str:
+    if not hits:
+        return f"{PASSAGE_FENCE}\n(no passages retrieved)\n{PASSAGE_FENCE_END}"
+    lines = [PASSAGE_FENCE]
+    for hit in hits:
+        p = hit.passage
+        text = p.text if len(p.text) <= max_chars_per_passage else p.text[:max_chars_per_passage].rsplit(" ", 1)[0] + " …"
+        title = f" — {p.title}" if p.title else ""
+        lines.append(f"[{p.id}]{title}\n{text}")
+    lines.append(PASSAGE_FENCE_END)
+    return "\n\n".join(lines)
+
+
+def options_block(options: dict[str, str] | None) -> str:
+    if not options:
+        return ""
+    body = "\n".join(f"{k}. {v}" for k, v in options.items())
+    return f"Options:\n{body}\nStart your answer with the letter or number of the correct option."
+
+
+def answer_messages(case: Case, question: str, hits: Sequence[Hit], *, options: dict[str, str] | None = None,
+                    facts: str = "") -> list[Message]:
+    """Messages asking one (sub-)question about the case, with its retrieved passages."""
+    user = [scenario_block(case)]
+    if facts:
+        user.append(f"Relevant facts: {facts}")
+    user.append(passages_block(hits))
+    user.append(f"Question: {question.strip()}")
+    opts = options_block(options)
+    if opts:
+        user.append(opts)
+    user.append("Answer in at most three sentences and cite passage ids.")
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n\n".join(user)}]
+
+
+def summary_messages(case: Case) -> list[Message]:
+    """Messages asking for a short summary of the case's scenario (written once per case)."""
+    user = (f"{scenario_block(case)}\n\nSummarise this clinical scenario in two or three sentences for a "
+            f"colleague: the patient, the key findings and the open problem. Do not answer the questions.")
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def whole_case_messages(case: Case) -> list[Message]:
+    """The single-pass format: all questions in, "Summary + numbered answers" out (no retrieval)."""
+    qs = []
+    for i, q in enumerate(case.questions):
+        line = f"{i + 1}. {q.strip()}"
+        opts = case.reference("options", i) if case.options else None
+        if opts:
+            line += "\n" + "\n".join(f"   {k}. {v}" for k, v in opts.items())
+        qs.append(line)
+    user = (f"{scenario_block(case)}\n\nQuestions:\n" + "\n".join(qs) +
+            "\n\nReply with 'Summary:' followed by a short summary, then 'Answers:' with one numbered answer "
+            "per question.")
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def whole_case_completion(summary: str, answers: Sequence[str]) -> str:
+    """The target text of the single-pass format (used by training; parsed back by the single-pass mode)."""
+    body = "\n".join(f"{i + 1}. {a.strip()}" for i, a in enumerate(answers))
+    return f"Summary: {summary.strip()}\nAnswers:\n{body}"

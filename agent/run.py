@@ -1,0 +1,55 @@
+"""Run the graph on cases: build the components from names, invoke once per case."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from clinrag.cases import Case
+
+from .context import AgentContext
+from .response import CaseResponse
+
+
+class Agent:
+    """Answers cases with one strategy and one generator. The compiled graph and components are reused."""
+
+    def __init__(self, context: AgentContext) -> None:
+        self.context = context
+
+    @cached_property
+    def graph(self) -> Any:
+        from .graph import build_graph
+
+        return build_graph()
+
+    def answer(self, case: Case) -> CaseResponse:
+        state = self.graph.invoke({"case": case}, context=self.context)
+        return state["response"]
+
+    def answer_all(self, cases: Sequence[Case]) -> Iterator[CaseResponse]:
+        for case in cases:
+            yield self.answer(case)
+
+
+def build_agent(index: str | Path | Any, *, strategy: str = "decomposition", generator: str = "extractive",
+                k: int = 5, strategy_options: dict[str, Any] | None = None,
+                generator_options: dict[str, Any] | None = None, translator_llm: Any = None,
+                llm_budget: int | None = None) -> Agent:
+    """An :class:`Agent` over an index folder (or any object with ``retrieve``) using named plugins."""
+    from clinrag.plugins.generators import generators
+    from clinrag.plugins.strategies import get_strategy
+    from clinrag.retrieval.retriever import IndexRetriever
+
+    # Plugin names are checked before anything heavy (index, models) is loaded.
+    strategy_obj = get_strategy(strategy, **(strategy_options or {}))
+    generator_cls = generators.get_class(generator)
+    retriever = index if hasattr(index, "retrieve") else IndexRetriever(index)
+    gen_opts = dict(generator_options or {})
+    if generator == "extractive" and "embedder" not in gen_opts and hasattr(retriever, "embedder"):
+        gen_opts["embedder"] = retriever.embedder  # share the loaded embedding model
+    ctx = AgentContext(retriever=retriever, generator=generator_cls(**gen_opts), strategy=strategy_obj,
+                       translator_llm=translator_llm, k=k, llm_budget=llm_budget)
+    return Agent(ctx)

@@ -1,0 +1,5 @@
+import sys
+
+from clinrag.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation on held-out cases: metrics, arms, reports."""

@@ -1,0 +1,1 @@
+"""Passage ingestion, embedding, FAISS/BM25 indexes and the retriever the agent calls."""

@@ -1,0 +1,62 @@
+"""Combining ranked hit lists: union (best score per passage) and reciprocal-rank fusion.
+
+RRF score of a passage = Σ_lists weight / (k + rank), with **1-based** ranks (the first hit has rank 1), as
+in Cormack et al. (2009). Each list is deduplicated by passage id before fusing, so a passage repeated
+within one list counts once, at its best rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from clinrag.types import Hit
+
+
+def dedupe(hits: Sequence[Hit]) -> list[Hit]:
+    """Keep each passage once, at its first (best-ranked) occurrence."""
+    seen: set[str] = set()
+    out = []
+    for h in hits:
+        if h.id not in seen:
+            seen.add(h.id)
+            out.append(h)
+    return out
+
+
+def _reranked(scored: dict[str, tuple[float, Hit]], k: int | None) -> list[Hit]:
+    ordered = sorted(scored.values(), key=lambda t: (-t[0], t[1].id))
+    if k is not None:
+        ordered = ordered[:k]
+    return [Hit(h.passage, s, r) for r, (s, h) in enumerate(ordered)]
+
+
+def union(lists: Sequence[Sequence[Hit]], k: int | None = None) -> list[Hit]:
+    """Merge lists keeping each passage's best score."""
+    best: dict[str, tuple[float, Hit]] = {}
+    for hits in lists:
+        for h in hits:
+            if h.id not in best or h.score > best[h.id][0]:
+                best[h.id] = (h.score, h)
+    return _reranked(best, k)
+
+
+def rrf(lists: Sequence[Sequence[Hit]], k: int | None = None, *, rrf_k: int = 60,
+        weights: Sequence[float] | None = None) -> list[Hit]:
+    """Reciprocal-rank fusion with 1-based ranks; ``weights`` (one per list) default to 1."""
+    if weights is not None and len(weights) != len(lists):
+        raise ValueError(f"got {len(weights)} weights for {len(lists)} ranked lists")
+    fused: dict[str, tuple[float, Hit]] = {}
+    for li, hits in enumerate(lists):
+        w = 1.0 if weights is None else float(weights[li])
+        for rank, h in enumerate(dedupe(hits), start=1):
+            prev = fused.get(h.id, (0.0, h))
+            fused[h.id] = (prev[0] + w / (rrf_k + rank), prev[1])
+    return _reranked(fused, k)
+
+
+def fuse(lists: Sequence[Sequence[Hit]], method: str, k: int | None = None, *, rrf_k: int = 60) -> list[Hit]:
+    if method == "union":
+        return union(lists, k)
+    if method == "rrf":
+        return rrf(lists, k, rrf_k=rrf_k)
+    raise ValueError(f"unknown fusion {method!r} (valid: union, rrf)")
