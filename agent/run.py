@@ -37,8 +37,12 @@ class Agent:
 def build_agent(index: str | Path | Any, *, strategy: str = "decomposition", generator: str = "extractive",
                 k: int = 5, strategy_options: dict[str, Any] | None = None,
                 generator_options: dict[str, Any] | None = None, translator_llm: Any = None,
-                llm_budget: int | None = None) -> Agent:
-    """An :class:`Agent` over an index folder (or any object with ``retrieve``) using named plugins."""
+                translator_model: str | None = None, llm_budget: int | None = None) -> Agent:
+    """An :class:`Agent` over an index folder (or any object with ``retrieve``) using named plugins.
+
+    ``translator_model`` (hub id, folder or .gguf) loads a separate ``hf`` LLM for query translation;
+    otherwise strategies use the answering generator's LLM, if it has one.
+    """
     from clinrag.plugins.generators import generators
     from clinrag.plugins.strategies import get_strategy
     from clinrag.retrieval.retriever import IndexRetriever
@@ -50,6 +54,8 @@ def build_agent(index: str | Path | Any, *, strategy: str = "decomposition", gen
     gen_opts = dict(generator_options or {})
     if generator == "extractive" and "embedder" not in gen_opts and hasattr(retriever, "embedder"):
         gen_opts["embedder"] = retriever.embedder  # share the loaded embedding model
+    if translator_llm is None and translator_model is not None:
+        translator_llm = generators.get_class("hf")(model=translator_model).llm
     ctx = AgentContext(retriever=retriever, generator=generator_cls(**gen_opts), strategy=strategy_obj,
                        translator_llm=translator_llm, k=k, llm_budget=llm_budget)
     return Agent(ctx)
