@@ -7,8 +7,9 @@ is retrieved together with the scenario, because on its own it would retrieve no
 
 With ``refine=true`` an LLM rewrites each input question into self-contained sub-questions (splitting what
 the rules missed, naming the disease instead of "it"), one call per non-multiple-choice question, all in one
-batch. A reply that does not parse, or whose parts do not share a word with the question, keeps the
-rule-based split for that question, and the translation notes it.
+batch. The LLM's parts are split by the rules again, and a part must keep a word of its question and bring
+no topical word foreign to the case. A reply with no acceptable part keeps the rule-based split for that
+question, and the translation notes it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import re
 import time
 from typing import TYPE_CHECKING, ClassVar
 
-from clinrag.text import content_words, has_pronoun, sentences, topical_words, truncate_words
+from clinrag.text import content_words, has_pronoun, sentences, topical_words, truncate_words, words
 from clinrag.types import Query, SubQuestion
 
 from . import prompts
@@ -139,8 +140,9 @@ class DecompositionStrategy:
             parts = None
             if reply is not None:
                 # Each part must keep a word of the question itself: a rewrite that drifted is no refinement.
-                parts = [p for p in parse_list(reply, anchor=f"{question} {case.clinical_scenario}",
-                                               limit=self.max_parts) if shares_question_word(p, question)]
+                parts = [piece for p in parse_list(reply, anchor=f"{question} {case.clinical_scenario}",
+                                                   limit=self.max_parts, questions=True)
+                         if acceptable_part(p, question, case) for piece in split_compound(p)][: self.max_parts]
             if parts:
                 subs.extend(sub_questions(case, i, parts))
                 continue
@@ -157,5 +159,9 @@ class DecompositionStrategy:
         return Translation(subs, fusion="union", notes=notes, usage=usage, fallbacks=skipped + failed)
 
 
-def shares_question_word(part: str, question: str) -> bool:
-    return bool(set(content_words(part)) & set(content_words(question)))
+def acceptable_part(part: str, question: str, case: Case) -> bool:
+    """A refined sub-question must keep a word of its question and bring no topical word that is neither in
+    the question nor in the case: splitting and naming what "it" is need no new vocabulary, so a new term is
+    a drift or a typo (SmolLM2-135M wrote "qSFA" for "qSOFA")."""
+    known = set(words(f"{question} {case.context} {case.clinical_scenario}"))
+    return bool(set(content_words(part)) & set(content_words(question))) and set(topical_words(part)) <= known

@@ -40,7 +40,8 @@ class MultiQueryStrategy(ExpandingStrategy):
         return prompts.paraphrases(sq.text, sq.facts, self.n)
 
     def expand(self, case: Case, sq: SubQuestion, reply: str) -> tuple[Query, ...] | None:
-        rewrites = parse_list(reply, anchor=anchor_text(case, sq), exclude=[sq.text], limit=self.n)
+        rewrites = parse_list(reply, anchor=anchor_text(case, sq), exclude=[sq.text], limit=self.n,
+                              questions=True)
         if not rewrites:
             return None
         return sq.queries + tuple(Query(retrieval_text(case, r), self.query_kind) for r in rewrites)

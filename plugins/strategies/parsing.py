@@ -23,6 +23,11 @@ _BULLET = re.compile(r"^\s*(?:[-*•·>]+|\(?\d{1,2}[.):\]]|\(?[a-zA-Z][.)]|(?:q
 # "General question: …", "Rephrased query 2: …", "Passage: …" — a label, not part of the query.
 _LABEL = re.compile(r"^(?:[A-Za-z-]+\s+){0,2}(?:question|query|rewrite|rephrasing|paraphrase|passage|answer|version)"
                     r"\s*\d*\s*:\s*", re.IGNORECASE)
+_INTERROGATIVE = (r"(?:what|how|which|when|why|where|who|whom|whose|is|are|was|were|should|does|do|did|can|could|"
+                  r"would|will|has|have)")
+_QUESTION = re.compile(rf"^{_INTERROGATIVE}\b", re.IGNORECASE)
+# The last interrogative clause inside a longer reply: "The answer is: How is X treated?" → "How is X treated?"
+_EMBEDDED_QUESTION = re.compile(rf"(?:^|[:.!]\s+|\s-\s)({_INTERROGATIVE}\b[^?:]*\?)", re.IGNORECASE)
 _QUOTED = re.compile(r'"([^"\n]{3,})"')
 _PREAMBLE = re.compile(r"^(?:here (?:are|is)|sure|certainly|okay|ok|the (?:following|rephrased|rewritten)|"
                        r"rephrasings?|paraphrases?|rewrites?|answer|output|json)\b", re.IGNORECASE)
@@ -110,27 +115,47 @@ def is_preamble(item: str) -> bool:
     return item.endswith(":") or bool(_PREAMBLE.match(item))
 
 
+def as_question(item: str) -> str | None:
+    """``item`` as a question, or None when it is a statement (small models often answer instead of rewriting)."""
+    if _QUESTION.match(item):
+        item = item if item.endswith("?") else item.rstrip(".!;,") + "?"
+        return item[0].upper() + item[1:]
+    found = _EMBEDDED_QUESTION.findall(item)
+    if found:
+        q = found[-1].strip()
+        return q[0].upper() + q[1:]
+    return None
+
+
 def shares_topic(item: str, anchor: str) -> bool:
     """Whether ``item`` mentions at least one content word of ``anchor`` (the question and its facts)."""
     return bool(set(content_words(item)) & set(content_words(anchor)))
 
 
+def _key(text: str) -> str:
+    """Comparison key: case, spacing and the space small models put before '?' ignored."""
+    return re.sub(r"\s+([?.!,])", r"\1", " ".join(text.lower().split()))
+
+
 def parse_list(text: str, *, anchor: str, exclude: Iterable[str] = (), limit: int | None = None,
-               min_words: int = 3, max_words: int = 40) -> list[str]:
+               min_words: int = 3, max_words: int = 40, questions: bool = False) -> list[str]:
     """Query-like items from an LLM's list output; ``[]`` when none survives the checks.
 
     ``anchor`` is the text the items rewrite (each must share a content word with it); items equal to one
-    in ``exclude`` (case-insensitively, e.g. the original question) and duplicates are dropped.
+    in ``exclude`` (case-insensitively, e.g. the original question) and duplicates are dropped. With
+    ``questions`` every item must be (or contain) a question; statements are dropped.
     """
     body = _unfence(text)
     items = _json_items(body)
     if items is None:
         items = _line_items(body)
-    seen = {" ".join(e.lower().split()) for e in exclude}
+    seen = {_key(e) for e in exclude}
     out: list[str] = []
     for raw in items:
         item = clean(raw)
-        key = item.lower()
+        if questions and item:
+            item = as_question(item) or ""
+        key = _key(item)
         n = len(item.split())
         if (not item or key in seen or is_preamble(item) or not (min_words <= n <= max_words)
                 or not shares_topic(item, anchor)):
@@ -144,7 +169,7 @@ def parse_list(text: str, *, anchor: str, exclude: Iterable[str] = (), limit: in
 
 def parse_question(text: str, *, anchor: str, exclude: Iterable[str] = (), max_words: int = 40) -> str | None:
     """The first usable question in an LLM's output (JSON or plain text), or None."""
-    got = parse_list(text, anchor=anchor, exclude=exclude, limit=1, max_words=max_words)
+    got = parse_list(text, anchor=anchor, exclude=exclude, limit=1, max_words=max_words, questions=True)
     return got[0] if got else None
 
 
@@ -154,7 +179,9 @@ def parse_passage(text: str, *, anchor: str, min_words: int = 8, max_words: int 
     items = _json_items(body)
     if items:
         body = " ".join(items)
-    lines = [ln for ln in (clean(x) for x in body.splitlines()) if ln and not is_preamble(ln)]
+    lines = [ln for ln in (clean(x) for x in body.splitlines()) if ln]
+    if lines and is_preamble(lines[0]):  # "Here is a passage:"; later "Heading:" lines are content
+        lines = lines[1:]
     passage = " ".join(" ".join(lines).split())
     words = passage.split()
     if len(words) < min_words or not shares_topic(passage, anchor):

@@ -1,9 +1,10 @@
 """Prompts for query translation (answer prompts live in :mod:`clinrag.agent.prompts`).
 
 Each prompt asks for a structured reply (a JSON list of strings, or a single line) that
-:mod:`clinrag.plugins.strategies.parsing` reads defensively. They are short on purpose: small models follow a
-short, concrete instruction with one example better than a long one. Every builder returns one conversation
-(a list of chat messages); strategies batch one conversation per sub-question.
+:mod:`clinrag.plugins.strategies.parsing` reads defensively. They are short on purpose, and their format
+examples carry no medical content: with a worked example ("first-line treatment of asthma") SmolLM2-135M
+rewrote every question into that example's topic. Every builder returns one conversation (a list of chat
+messages); strategies batch one conversation per sub-question.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ def _context(facts: str) -> str:
     return f"Patient facts: {facts}\n" if facts.strip() else ""
 
 
+def _slots(n: int) -> str:
+    return "[" + ", ".join('"...?"' for _ in range(n)) + "]"
+
+
 def paraphrases(question: str, facts: str, n: int) -> list[Message]:
     """``n`` rewordings of a question, as a JSON list (used by ``multi_query`` and ``rag_fusion``)."""
     return [{"role": "system", "content": SYSTEM},
             {"role": "user", "content": (
                 f"{_context(facts)}Question: {question}\n\n"
-                f"Write {n} different ways to ask this question. Name the disease, drug or test instead of "
-                f"'it' or 'he'. Reply with a JSON list of {n} strings, for example:\n"
-                '["What is the first-line treatment of asthma?", "How is asthma managed initially?"]')}]
+                f"Write {n} different ways to ask this same question. Name the disease, drug or test instead of "
+                f"'it' or 'he'. Reply with a JSON list of {n} questions: " + _slots(n))}]
 
 
 def step_back(question: str, facts: str) -> list[Message]:
@@ -32,10 +36,8 @@ def step_back(question: str, facts: str) -> list[Message]:
     return [{"role": "system", "content": SYSTEM},
             {"role": "user", "content": (
                 f"{_context(facts)}Question: {question}\n\n"
-                "Write one more general question about the medical topic behind this question, for example\n"
-                "Question: Which antibiotic should this man with pneumonia get?\n"
-                "General question: How is community-acquired pneumonia treated?\n\n"
-                "Reply with the general question only, on one line.")}]
+                "Write one general textbook question about the disease, test or treatment this question is about, "
+                "starting with \"What\" or \"How\". Reply with that question only, on one line.")}]
 
 
 def hypothetical_passage(question: str, facts: str, max_words: int) -> list[Message]:
@@ -54,6 +56,4 @@ def decompose(question: str, scenario: str) -> list[Message]:
                 f"{_context(scenario)}Question: {question}\n\n"
                 "If the question asks several things, split it into separate questions; otherwise keep it as one. "
                 "Each question must make sense alone: name the disease, drug or test instead of 'it'. "
-                "Reply with a JSON list of strings, for example:\n"
-                '["What is the most likely diagnosis of chest pain with ST elevation?", '
-                '"How is ST-elevation myocardial infarction treated?"]')}]
+                'Reply with a JSON list of questions: ["...?", "...?"]')}]

@@ -1,8 +1,5 @@
-"""Every strategy answers real cases end to end with the real embedder, FAISS and the extractive generator.
-
-A small index is built from the gold evidence passages of three MedQuAD cases in ../shared/data plus ~200
-other corpus passages (every 140th line: many conditions, so retrieval has to discriminate).
-"""
+"""Every strategy answers real cases end to end with the real embedder, FAISS and the extractive generator,
+on the small MedQuAD index of ``conftest.medquad``."""
 
 from __future__ import annotations
 
@@ -11,34 +8,12 @@ import json
 import pytest
 
 from clinrag.agent.run import build_agent
-from clinrag.cases import load_cases
 from clinrag.cli import main
 from clinrag.plugins.strategies import list_strategies
-from clinrag.retrieval.retriever import IndexRetriever
-from clinrag.types import Passage
 
 from ..conftest import DEMO_CASES
 
-CASE_IDS = ["medquad-2-0000530", "medquad-3-0000874", "medquad-6-0000054"]
 LLM_STRATEGIES = ["multi_query", "rag_fusion", "step_back", "hyde"]
-
-
-@pytest.fixture(scope="module")
-def medquad(shared_data, embedder, tmp_path_factory):
-    from clinrag.retrieval.store import DenseIndex
-
-    cases = {c.id: c for c in load_cases(shared_data / "cases" / "medquad_multi_dev.jsonl") if c.id in CASE_IDS}
-    gold = {pid for c in cases.values() for ev in c.evidence for pid in ev}
-    passages = []
-    with (shared_data / "corpus" / "medical_passages.jsonl").open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh):
-            if lineno % 140 == 0 or any(f'"{g}"' in line[:60] for g in gold):
-                raw = json.loads(line)
-                passages.append(Passage(raw["id"], raw["text"], raw.get("title", "")))
-    assert gold <= {p.id for p in passages}
-    out = tmp_path_factory.mktemp("medquad") / "index"
-    DenseIndex.build(passages, embedder).save(out)
-    return cases, IndexRetriever(out, embedder=embedder)
 
 
 @pytest.mark.slow

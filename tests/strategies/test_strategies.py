@@ -125,13 +125,15 @@ def test_decomposition_refine_with_llm_and_fallbacks():
         if "antibiotic" in user:
             return "I am not sure."  # unusable: q2 keeps its rule-based form
         return ('["What is the most likely diagnosis of cough, fever and consolidation?", '
-                '"How should community-acquired pneumonia be treated?", "What is the best pizza topping?"]')
+                '"How should the consolidation and fever be treated?", "What is the best pizza topping?", '
+                '"How should legionella pneumonia be treated?"]')
 
     llm = ScriptedLLM(reply)
     t = get_strategy("decomposition", refine=True).translate(CASE, llm, LLMBudget())
     assert [(sq.id, sq.text) for sq in t.sub_questions] == [
         ("q1.1", "What is the most likely diagnosis of cough, fever and consolidation?"),
-        ("q1.2", "How should community-acquired pneumonia be treated?"),  # pizza dropped: off topic
+        # pizza: off topic; legionella: a term foreign to the case (drift, or a typo like SmolLM2's "qSFA")
+        ("q1.2", "How should the consolidation and fever be treated?"),
         ("q2", CASE.questions[1])]
     assert t.fallbacks == ["q2"] and "decomposition: could not parse the LLM output for q2" in t.notes[0]
     assert t.usage.llm_calls == 2  # one call per input question
