@@ -31,8 +31,8 @@ class HydeStrategy(ExpandingStrategy):
     llm_calls_per_question: ClassVar[float] = 1
     fusion: ClassVar[str] = "union"
 
-    def __init__(self, *, max_words: int = 80, max_new_tokens: int = 128, rrf_k: int = 60) -> None:
-        super().__init__(max_new_tokens=max_new_tokens, rrf_k=rrf_k)
+    def __init__(self, *, max_words: int = 80, max_new_tokens: int = 128) -> None:
+        super().__init__(max_new_tokens=max_new_tokens)
         self.max_words = int_option(self.name, "max_words", max_words, minimum=8)
 
     def conversation(self, case: Case, sq: SubQuestion) -> list[Message]:

@@ -32,8 +32,8 @@ class MultiQueryStrategy(ExpandingStrategy):
     fusion: ClassVar[str] = "union"
     query_kind: ClassVar[str] = "paraphrase"
 
-    def __init__(self, *, n: int = 3, max_new_tokens: int = 120, rrf_k: int = 60) -> None:
-        super().__init__(max_new_tokens=max_new_tokens, rrf_k=rrf_k)
+    def __init__(self, *, n: int = 3, max_new_tokens: int = 120) -> None:
+        super().__init__(max_new_tokens=max_new_tokens)
         self.n = int_option(self.name, "n", n, minimum=1)
 
     def conversation(self, case: Case, sq: SubQuestion) -> list[Message]:

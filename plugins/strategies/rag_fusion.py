@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from .base import int_option
+from .expansion import ExpandingStrategy
 from .multi_query import MultiQueryStrategy
 
 
@@ -23,4 +25,5 @@ class RagFusionStrategy(MultiQueryStrategy):
     query_kind: ClassVar[str] = "paraphrase"
 
     def __init__(self, *, n: int = 4, max_new_tokens: int = 150, rrf_k: int = 60) -> None:
-        super().__init__(n=n, max_new_tokens=max_new_tokens, rrf_k=rrf_k)
+        ExpandingStrategy.__init__(self, max_new_tokens=max_new_tokens, rrf_k=rrf_k)
+        self.n = int_option(self.name, "n", n, minimum=1)

@@ -67,3 +67,15 @@ def test_parse_passage():
     assert parse_passage("I don't know.", anchor=ANCHOR) is None
     assert parse_passage("The weather in Paris is mild and sunny in the spring months of the year.",
                          anchor=ANCHOR) is None
+
+
+def test_questions_mode_drops_statements_and_digs_out_embedded_questions():
+    # Real SmolLM2-135M replies to the step-back prompt.
+    assert parse_question("The medical topic behind this question is sepsis.", anchor="sepsis steps") is None
+    embedded = "The answer to this question is: How is community-acquired pneumonia treated?"
+    assert parse_question(embedded, anchor="pneumonia") == "How is community-acquired pneumonia treated?"
+    assert parse_list("how is atrophic gastritis diagnosed", anchor=ANCHOR, questions=True) == [
+        "How is atrophic gastritis diagnosed?"]
+    statement = "The first-line treatment of autoimmune atrophic gastritis is a medication called croma-croma."
+    assert parse_list(statement, anchor=ANCHOR, questions=True) == []
+    assert parse_list(statement, anchor=ANCHOR) == [statement]  # without questions mode a statement is kept

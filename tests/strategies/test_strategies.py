@@ -163,7 +163,7 @@ def test_none_is_one_whole_case_query_per_question():
 
 
 def test_options_are_checked():
-    with pytest.raises(StrategyOptionError, match=r"no option 'k' \(valid: n, max_new_tokens, rrf_k\)"):
+    with pytest.raises(StrategyOptionError, match=r"no option 'k' \(valid: n, max_new_tokens\)"):
         get_strategy("multi_query", k=3)
     with pytest.raises(StrategyOptionError, match="n must be an integer >= 1"):
         get_strategy("rag_fusion", n=0)
