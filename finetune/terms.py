@@ -28,6 +28,8 @@ _DOSAGE = re.compile(r"^\d+(?:[.,]\d+)?(?:mg|g|mcg|µg|ug|ml|mL|l|L|IU|UI|U|mEq|
                      re.IGNORECASE)
 # "45-year-old", "3-day", "2nd": a number glued to ordinary words is not a term (each number is its own string).
 _NUMERIC_PHRASE = re.compile(r"^\d+(?:[.,]\d+)?(?:-[^\W\d_]+)+$|^\d+(?:st|nd|rd|th)$", re.IGNORECASE)
+# Measurement units are symbolic strings even without digits or slashes.
+_UNITS = frozenset("mmHg cmH2O mEq mmol µmol umol mcg µg ng pg IU UI bpm kPa mOsm".split())
 _SEQUENCE = re.compile(r"^[ACGTU]{8,}$")
 _FORMULA = re.compile(r"^(?:[A-Z][a-z]?\d*){2,}[+-]?$")
 
@@ -74,7 +76,7 @@ def classify(term: str) -> str:
     symbol characters, or a formula/sequence shape), ``abbreviation`` (short, mostly capitals), else ``word``."""
     if " " in term:
         return "multiword"
-    if (_DIGIT.search(term) or any(c in _SYMBOL_CHARS for c in term) or _DOSAGE.match(term)
+    if (term in _UNITS or _DIGIT.search(term) or any(c in _SYMBOL_CHARS for c in term) or _DOSAGE.match(term)
             or _SEQUENCE.match(term) or (_FORMULA.match(term) and not term.isalpha())):
         return "symbolic"
     letters = [c for c in term if c.isalpha()]

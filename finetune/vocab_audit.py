@@ -129,6 +129,37 @@ def audit(cases: Sequence[Case], tokenizer: Any, *, glossary: Sequence[str] = ()
     }
 
 
+def domain_bpe_proposals(cases: Sequence[Case], tokenizer: Any, rows: Sequence[dict[str, Any]], *,
+                         vocab_size: int = 4000) -> dict[str, Any]:
+    """Train a small byte-level BPE on the case text (HF ``tokenizers``) and list the whole words it learns as
+    single tokens that the base tokenizer splits — an incremental vocabulary, as in cross-lingual vocabulary
+    adaptation — then filter them through the same criteria (a proposal is only added if its audit row says so)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    texts = [t for case in cases for t in case_texts(case)]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(texts, trainer=trainer)
+    by_key = {r["key"]: r for r in rows}
+    proposed = []
+    for token, _ in sorted(bpe.get_vocab().items(), key=lambda kv: kv[1]):
+        text = bpe.decoder.decode([token])
+        word = text.strip()
+        if not text.startswith(" ") or len(word) < 4 or not word.isalpha():
+            continue
+        if len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= 1:
+            continue
+        row = by_key.get(word.lower())
+        proposed.append({"term": word, "in_audit": row is not None,
+                         "recommendation": row["recommendation"] if row else "keep",
+                         "reason": row["reason"] if row else "a sub-word piece or a rare word (not a mined candidate)"})
+    return {"vocab_size": vocab_size, "n_proposed": len(proposed),
+            "added": [p["term"] for p in proposed if p["recommendation"] == "add"], "proposed": proposed}
+
+
 def projected_savings(cases: Sequence[Case], tokenizer: Any, terms: Sequence[str]) -> dict[str, Any]:
     """Tokens needed for all case text before and after adding ``terms`` (really extending a copy of the
     tokenizer and re-encoding, so it counts exactly what fine-tuning would see)."""
@@ -154,6 +185,11 @@ def render_markdown(result: dict[str, Any], *, limit: int = 60) -> str:
                      f"(saves {sav['saved']}, {100 * sav['saved_fraction']:.2f}%)")
     if result["warning"]:
         lines.append(f"- **warning**: {result['warning']}")
+    dom = result.get("domain_bpe")
+    if dom:
+        lines.append(f"- domain BPE ({dom['vocab_size']} tokens trained on the cases): {dom['n_proposed']} whole "
+                     f"words it makes one token that the base tokenizer splits; passing the criteria: "
+                     f"{', '.join(dom['added']) or 'none'}")
     th = result["thresholds"]
     lines.append(f"- thresholds: {th}")
     lines += ["", "| term | kind | count | cases | pieces ' t' | pieces 't' | chars/piece | pieces | recommendation |",
@@ -203,7 +239,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def run_audit(data: Sequence[str | Path], out: str | Path, *, tokenizer: str = "qwen2.5",
-              glossary: str | Path | None = None, thresholds: AuditThresholds | None = None) -> dict[str, Any]:
+              glossary: str | Path | None = None, thresholds: AuditThresholds | None = None,
+              domain_bpe: int = 0) -> dict[str, Any]:
     """Load cases, audit, and write ``audit.json``, ``audit.md``, ``fragmentation.png`` and ``terms.txt`` into
     ``out`` (atomically)."""
     from clinrag.retrieval.store import atomic_dir_write
@@ -216,6 +253,8 @@ def run_audit(data: Sequence[str | Path], out: str | Path, *, tokenizer: str = "
     result["tokenizer"] = tokenizer
     result["data"] = [str(p) for p in data]
     result["savings"] = projected_savings(cases, tok, result["recommended"])
+    if domain_bpe:
+        result["domain_bpe"] = domain_bpe_proposals(cases, tok, result["terms"], vocab_size=domain_bpe)
 
     def write(tmp: Path) -> None:
         (tmp / "audit.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

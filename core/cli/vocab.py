@@ -36,13 +36,16 @@ def audit_cmd(
     max_chars_per_piece: float = typer.Option(3.5, "--max-chars-per-piece",
                                               help="Above this, pieces count as meaningful sub-words."),
     min_rows: int = typer.Option(1000, "--min-rows", help="Warn below this many cases."),
+    domain_bpe: int = typer.Option(0, "--domain-bpe", help="Also train a domain BPE of this size on the cases and "
+                                   "list its whole-word proposals (0 = off)."),
 ) -> None:
     """Mine terms from cases, measure fragmentation, recommend additions (writes terms.txt)."""
     from clinrag.finetune.vocab_audit import AuditThresholds, run_audit
 
     th = AuditThresholds(min_count=min_count, min_contexts=min_contexts, min_pieces=min_pieces,
                          max_chars_per_piece=max_chars_per_piece, min_rows=min_rows)
-    result = run_audit(data, out, tokenizer=tokenizer, glossary=glossary, thresholds=th)
+    result = run_audit(data, out, tokenizer=tokenizer, glossary=glossary, thresholds=th,
+                        domain_bpe=domain_bpe)
     sav = result["savings"]
     typer.echo(f"{result['n_candidates']} candidate terms, {len(result['recommended'])} recommended; tokens "
                f"{sav['tokens_before']} → {sav['tokens_after']}; wrote {out}", err=True)

@@ -48,10 +48,9 @@ def test_audit_recommends_fragmented_frequent_terms_only(tmp_path):
     glossary = tmp_path / "glossary.txt"
     glossary.write_text("# extra terms\nSjögren\nglomerulonephritis\n", encoding="utf-8")
     out = tmp_path / "audit"
-    result = run_audit([data], out, glossary=glossary)
+    result = run_audit([data], out, glossary=glossary, domain_bpe=400)
     rows = {r["term"]: r for r in result["terms"]}
-    assert result["recommended"] == ["antitransglutaminase", "mg/dl"] or \
-        sorted(result["recommended"]) == ["antitransglutaminase", "mg/dl"]
+    assert sorted(result["recommended"]) == ["antitransglutaminase", "mg/dl"]
     assert rows["antitransglutaminase"]["pieces_space"] == 7 and rows["antitransglutaminase"]["kind"] == "word"
     assert rows["mg/dl"]["kind"] == "symbolic" and rows["mg/dl"]["recommendation"] == "add"
     assert "meaningful sub-words" in rows["corticosteroids"]["reason"]
@@ -70,6 +69,10 @@ def test_audit_recommends_fragmented_frequent_terms_only(tmp_path):
     assert json.loads((out / "audit.json").read_text())["recommended"] == result["recommended"]
     assert "| antitransglutaminase | word |" in (out / "audit.md").read_text()
     assert (out / "fragmentation.png").read_bytes()[:4] == b"\x89PNG"
+    # A domain BPE trained on the cases learns the frequent term as one token; the same criteria filter it.
+    dom = result["domain_bpe"]
+    assert "antitransglutaminase" in [p["term"] for p in dom["proposed"]]
+    assert dom["added"] == ["antitransglutaminase"]
 
 
 def test_thresholds_are_configurable(tmp_path):

@@ -173,3 +173,25 @@ def test_model_tokenizer_mismatch_is_refused(qwen_tokenizer_dir, tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="valid: mean, hf, random"):
         extend_vocabulary(src, ["Thrombocytopenia"], tmp_path / "out", init="zero")
+
+
+def test_extend_real_smollm2_gguf_grows_and_saves_safetensors(smollm2_gguf, tmp_path):
+    """The one real-model test: a .gguf is de-quantised, extended (49,152 rows must grow) and saved."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "smol-ext"
+    manifest = extend_vocabulary(smollm2_gguf, ["Thrombocytopenia", "mEq/L"], out)
+    assert manifest["rows_before"] == 49_152 and manifest["rows_after"] == 49_156
+    assert (out / "model.safetensors").exists()
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    text = "Thrombocytopenia with sodium 128 mEq/L and Thrombocytopenia."
+    ids = _ids(tok, text)
+    assert tok.decode(ids) == text
+    space_term, bare_term = manifest["terms"]["Thrombocytopenia"]
+    space_unit = manifest["terms"]["mEq/L"][0]
+    assert [i for i in ids if i in manifest["added_ids"]] == [bare_term, space_unit, space_term]
+    emb = model.get_input_embeddings().weight.detach()
+    for entry in manifest["added"]:
+        torch.testing.assert_close(emb[entry["id"]], emb[entry["source_ids"]].mean(dim=0))
