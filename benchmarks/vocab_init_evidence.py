@@ -40,6 +40,11 @@ def smollm2_folder() -> Path:
     return FOLDER
 
 
+def clip(text: str, limit: int = 1200) -> str:
+    """The same characters for every variant: at most ``limit``, cut at a space."""
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0]
+
+
 def score(model, tok, texts: list[str], new_ids: set[int]) -> dict[str, float]:
     import torch
 
@@ -50,8 +55,8 @@ def score(model, tok, texts: list[str], new_ids: set[int]) -> dict[str, float]:
     prefix = list(tok(PREFIX, add_special_tokens=False)["input_ids"])
     with torch.no_grad():
         for text in texts:
-            ids = list(tok(text, add_special_tokens=False)["input_ids"])[:384]
-            scored = tok.decode(ids)
+            ids = list(tok(text, add_special_tokens=False)["input_ids"])
+            scored = text
             inp = torch.tensor([prefix + ids])
             logp = torch.log_softmax(model(inp).logits[0, :-1].float(), dim=-1)
             targets = inp[0, 1:]
@@ -63,7 +68,7 @@ def score(model, tok, texts: list[str], new_ids: set[int]) -> dict[str, float]:
                 if t in new_ids:
                     new_nll += v
                     new_n += 1
-    return {"nll_per_char": nll / chars, "bits_per_char": nll / chars / math.log(2), "nll_per_token": nll / tokens,
+    return {"nll_total": nll, "nll_per_char": nll / chars, "bits_per_char": nll / chars / math.log(2), "nll_per_token": nll / tokens,
             "tokens": tokens, "chars": chars,
             "nll_on_new_tokens": (new_nll / new_n) if new_n else None, "new_token_occurrences": new_n}
 
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     tok = AutoTokenizer.from_pretrained(folder)
     train = load_cases(SHARED / "sft" / "casimedicos_en_train.jsonl")
     dev = load_cases(SHARED / "sft" / "casimedicos_en_dev.jsonl")[: args.cases]
-    texts = [c.clinical_scenario for c in dev] + [a for c in dev for a in (c.answers or [])]
+    texts = [clip(t) for t in [c.clinical_scenario for c in dev] + [a for c in dev for a in (c.answers or [])]]
     result = audit(train, tok)
     terms = result["recommended"]
     print(f"{len(terms)} terms recommended for SmolLM2: {terms}", file=sys.stderr)
@@ -107,12 +112,16 @@ def main(argv: list[str] | None = None) -> int:
                "rows": rows, "seconds": round(time.time() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2) + "\n")
-    print("| variant | NLL/char | bits/char | NLL/token | tokens | NLL on new-token positions (n) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| variant | NLL/char (nats) | bits/char | NLL/token | tokens | Δ total NLL per term occurrence | "
+          "NLL at new-token positions (n) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    base_total = rows[0]["nll_total"]
     for r in rows:
-        new = "—" if r["nll_on_new_tokens"] is None else f"{r['nll_on_new_tokens']:.2f} ({r['new_token_occurrences']})"
+        n = r["new_token_occurrences"]
+        delta = f"{(r['nll_total'] - base_total) / n:+.2f}" if n else "—"
+        new = "—" if r["nll_on_new_tokens"] is None else f"{r['nll_on_new_tokens']:.2f} ({n})"
         print(f"| {r['variant']} | {r['nll_per_char']:.4f} | {r['bits_per_char']:.4f} | {r['nll_per_token']:.3f} | "
-              f"{r['tokens']} | {new} |")
+              f"{r['tokens']} | {delta} | {new} |")
     return 0
 
 
