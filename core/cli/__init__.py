@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "clinrag.cli.answer",
     "clinrag.cli.index",
     "clinrag.cli.plugins",
+    "clinrag.cli.serve",
     "clinrag.cli.vocab",
 ]
 
