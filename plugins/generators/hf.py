@@ -44,6 +44,7 @@ class HFChatLLM:
         self.max_new_tokens, self.prefix_cache = int(max_new_tokens), bool(prefix_cache)
         self._lock = threading.Lock()  # the graph may call summarize and translate from two threads
         self.last_stats: DecodeStats | None = None
+        self.last_token_ids: list[list[int]] = []  # the latest chat() call's generated ids (tests, benchmark)
 
     # -- lazy model ---------------------------------------------------------------------------------
     def _components(self) -> tuple[Any, Any]:
@@ -124,6 +125,7 @@ class HFChatLLM:
         start = time.perf_counter()
         prompts = [self.encode(c) for c in conversations]
         outs, stats = self.generate_ids(prompts, max_new_tokens=max_new_tokens)
+        self.last_token_ids = outs
         texts = [self.tokenizer.decode(o, skip_special_tokens=True) for o in outs]
         usages = split_usage(time.perf_counter() - start, [len(p) for p in prompts], [len(o) for o in outs])
         return [Generation(t, [], u) for t, u in zip(texts, usages)]
