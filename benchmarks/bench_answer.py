@@ -215,6 +215,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=args.out.parent, suffix=".tmp", delete=False, encoding="utf-8") as fh:
         json.dump(result, fh, indent=2, ensure_ascii=False)
+    os.chmod(fh.name, 0o644)
     Path(fh.name).replace(args.out)
     print(json.dumps({k: result[k] for k in ("speedup_vs_sequential", "overhead_share", "tokens_equal",
                                               "questions_token_equal", "baseline_total_seconds",
