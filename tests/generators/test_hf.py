@@ -15,7 +15,7 @@ DEMO_CASES = REPO / "examples" / "demo" / "cases.jsonl"
 
 @pytest.mark.slow
 def test_clinrag_answer_with_hf_smollm2(smollm2_dir, demo_index_dir, capsys):
-    rc = main(["answer", str(DEMO_CASES), "--index", str(demo_index_dir), "--generator", "hf",
+    rc = main(["answer", str(DEMO_CASES), "--index", str(demo_index_dir), "--generator", "hf", "-k", "2",
                "--model", str(smollm2_dir), "--max-new-tokens", "8", "--case-id", "demo-pneumonia-sepsis",
                "--format", "json"])
     assert rc == 0
@@ -47,8 +47,20 @@ def test_gguf_path_loads_and_matches_the_converted_folder(smollm2_gguf, smollm2_
 def test_missing_model_is_one_clear_line(demo_index_dir, capsys, tmp_path):
     for model, expected in ((str(tmp_path / "nope.gguf"), "does not exist"),
                             ("nonexistent-org/not-a-model-xyz", "not in the local Hugging Face cache")):
-        rc = main(["answer", str(DEMO_CASES), "--index", str(demo_index_dir), "--generator", "hf",
+        rc = main(["answer", str(DEMO_CASES), "--index", str(demo_index_dir), "--generator", "hf", "-k", "2",
                    "--model", model, "--case-id", "demo-pneumonia-sepsis"])
         err = capsys.readouterr().err.strip()
         assert rc == 2
         assert len(err.splitlines()) == 1 and expected in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_shared_data_case_with_hf_from_gguf(shared_data, smollm2_gguf, demo_index_dir, capsys):
+    """A real multi-question MedQuAD case, answered by SmolLM2 loaded straight from its .gguf file."""
+    rc = main(["answer", str(shared_data / "cases" / "medquad_multi_dev.jsonl"), "--index", str(demo_index_dir),
+               "--generator", "hf", "--model", str(smollm2_gguf), "--max-new-tokens", "4", "--limit", "1",
+               "--format", "json"])
+    assert rc == 0
+    response = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert response["generator"] == "hf" and len(response["answers"]) >= 3
+    assert all(a["answer"].strip() for a in response["answers"])

@@ -124,3 +124,14 @@ def test_clinrag_answer_with_openai_generator(served, demo_index_dir, capsys):
     n_sub = sum(len(a["sub_questions"]) for a in response["answers"])
     assert response["usage"]["llm_calls"] == n_sub + 1
     assert 0 < response["usage"]["completion_tokens"] <= 8 * (n_sub + 1)
+
+
+@pytest.mark.slow
+def test_shared_data_case_with_openai_generator(served, shared_data, demo_index_dir, capsys):
+    rc = main(["answer", str(shared_data / "cases" / "medquad_multi_dev.jsonl"), "--index", str(demo_index_dir),
+               "--generator", "openai", "--base-url", served, "-k", "2", "--max-new-tokens", "4", "--limit", "1",
+               "--format", "json"])
+    assert rc == 0
+    response = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert response["generator"] == "openai" and len(response["answers"]) >= 3
+    assert all(a["answer"].strip() for a in response["answers"])
