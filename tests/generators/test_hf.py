@@ -58,7 +58,7 @@ def test_missing_model_is_one_clear_line(demo_index_dir, capsys, tmp_path):
 def test_shared_data_case_with_hf_from_gguf(shared_data, smollm2_gguf, demo_index_dir, capsys):
     """A real multi-question MedQuAD case, answered by SmolLM2 loaded straight from its .gguf file."""
     rc = main(["answer", str(shared_data / "cases" / "medquad_multi_dev.jsonl"), "--index", str(demo_index_dir),
-               "--generator", "hf", "--model", str(smollm2_gguf), "--max-new-tokens", "4", "--limit", "1",
+               "--generator", "hf", "--model", str(smollm2_gguf), "-k", "2", "--max-new-tokens", "4", "--limit", "1",
                "--format", "json"])
     assert rc == 0
     response = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

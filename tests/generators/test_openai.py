@@ -114,7 +114,7 @@ def test_openai_generator_equals_hf_generator_tokens(served, smollm2_dir):
 @pytest.mark.slow
 def test_clinrag_answer_with_openai_generator(served, demo_index_dir, capsys):
     rc = main(["answer", str(DEMO_CASES), "--index", str(demo_index_dir), "--generator", "openai",
-               "--base-url", served, "--max-new-tokens", "8", "--case-id", "demo-atrial-fibrillation",
+               "--base-url", served, "-k", "2", "--max-new-tokens", "8", "--case-id", "demo-atrial-fibrillation",
                "--format", "json"])
     assert rc == 0
     response = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
