@@ -33,7 +33,9 @@ log = logging.getLogger("clinrag.evaluation")
 
 NO_RETRIEVAL = "no-retrieval"
 RECORDS, METRICS, RUN = "per_question.jsonl", "metrics.json", "run.json"
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+_CJK = re.compile(f"[{_CJK_RANGES}]")
+_UNITS = re.compile(f"[{_CJK_RANGES}]\\s*|[^\\s{_CJK_RANGES}]+\\s*")  # one CJK character, or one other word
 
 
 class EvaluationError(ClinragError):
@@ -100,8 +102,8 @@ def truncate_scenario(case: Case, max_words: int | None) -> tuple[Case, str | No
     if n <= max_words:
         return case, None
     kept, count = [], 0
-    for token in re.findall(rf"{_CJK.pattern}|\S+\s*", case.clinical_scenario):
-        count += len(_CJK.findall(token)) or 1
+    for token in _UNITS.findall(case.clinical_scenario.lstrip()):
+        count += 1
         if count > max_words:
             break
         kept.append(token)
