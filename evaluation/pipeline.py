@@ -41,13 +41,16 @@ def run_evaluation(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, 
                    k: int = 5, generator_options: dict[str, Any] | None = None, workers: int = 1,
                    max_scenario_words: int | None = 1500, config: dict[str, Any] | None = None,
                    agent_factory: AgentFactory | None = None, command: str | None = None,
-                   n_resamples: int = 2000, progress: bool = True) -> dict[str, Any]:
+                   n_resamples: int = 2000, progress: bool = True, translator_model: str | None = None,
+                   llm_budget: int | None = None) -> dict[str, Any]:
     """Run ``arms`` on ``cases`` and write every output into ``out``; returns the ``metrics.json`` object."""
     out = Path(out)
-    factory = agent_factory or default_agent_factory(index, k=k, generator_options=generator_options)
+    factory = agent_factory or default_agent_factory(index, k=k, generator_options=generator_options,
+                                                     translator_model=translator_model, llm_budget=llm_budget)
     run_config = {"index": str(Path(index).resolve()) if isinstance(index, (str, Path)) else type(index).__name__,
                   "k": k, "generator_options": generator_options or {}, "max_scenario_words": max_scenario_words,
-                  **(config or {})}
+                  **({"translator_model": translator_model} if translator_model else {}),
+                  **({"llm_budget": llm_budget} if llm_budget is not None else {}), **(config or {})}
     result = run_arms(cases, arms, out, agent_factory=factory, config=run_config, workers=workers,
                       max_scenario_words=max_scenario_words, progress=progress)
     ids = [c.id for c in cases]

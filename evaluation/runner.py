@@ -119,7 +119,7 @@ AgentFactory = Callable[[Arm], Any]
 
 
 def default_agent_factory(index: str | Path | Any, *, k: int, generator_options: dict[str, Any] | None = None,
-                          llm_budget: int | None = None) -> AgentFactory:
+                          llm_budget: int | None = None, translator_model: str | None = None) -> AgentFactory:
     """Agents built with :func:`clinrag.agent.run.build_agent` over one shared retriever; the generator of a
     (generator, adapter) pair is built once and reused by every strategy (and the no-retrieval arm)."""
     from clinrag.agent.run import Agent, build_agent
@@ -129,6 +129,17 @@ def default_agent_factory(index: str | Path | Any, *, k: int, generator_options:
     retriever = index if hasattr(index, "retrieve") else IndexRetriever(index)
     built: dict[tuple[str, str | None], Any] = {}
     lock = threading.Lock()
+    translator: list[Any] = []
+
+    def translator_llm() -> Any:
+        """One translator LLM for every arm (loaded once), when ``translator_model`` is given."""
+        if translator_model is None:
+            return None
+        if not translator:
+            from clinrag.plugins.generators import generators
+
+            translator.append(generators.get_class("hf")(model=translator_model).llm)
+        return translator[0]
 
     def factory(arm: Arm) -> Any:
         with lock:
@@ -138,7 +149,8 @@ def default_agent_factory(index: str | Path | Any, *, k: int, generator_options:
                 if arm.adapter:
                     opts["adapter"] = arm.adapter
                 built[key] = build_agent(retriever, strategy=arm.strategy, generator=arm.generator, k=k,
-                                         generator_options=opts, llm_budget=llm_budget)
+                                         generator_options=opts, llm_budget=llm_budget,
+                                         translator_llm=translator_llm(), translator_model=None)
             ctx = built[key].context
             ctx = replace(ctx, strategy=get_strategy(arm.strategy))
             if not arm.retrieval:

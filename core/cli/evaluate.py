@@ -18,6 +18,9 @@ def evaluate(
     adapter: str = typer.Option(None, "--adapter", help="A PEFT adapter folder: every arm runs with and without it."),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1, help="LLM generators: answer length cap."),
     option: list[str] = typer.Option(None, "--option", help="Extra generator option KEY=VALUE (repeatable)."),
+    translator_model: str = typer.Option(None, "--translator-model", help="LLM for query translation (hub id, "
+                                         "folder, .gguf) when it should differ from the generator's own."),
+    llm_budget: int = typer.Option(None, "--llm-budget", min=0, help="Max LLM calls query translation may spend per case."),
     k: int = typer.Option(5, "-k", "--k", min=1, help="Passages retrieved per sub-question."),
     limit: int = typer.Option(None, "--limit", min=1, help="Evaluate the first N cases only."),
     out: Path = typer.Option(Path("eval-out"), "--out", help="Output folder (resumable: finished cases are skipped)."),
@@ -52,6 +55,7 @@ def evaluate(
     opts = generator_options(model, None, None, max_new_tokens, option)
     metrics = run_evaluation(selected, arms, out, index=index, k=k, generator_options=opts, workers=workers,
                              max_scenario_words=max_scenario_words or None, n_resamples=resamples,
+                             translator_model=translator_model, llm_budget=llm_budget,
                              config={"cases": str(cases.resolve())},
                              command="clinrag evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
     run = metrics.pop("_run")
