@@ -24,14 +24,15 @@ def ranked_passages(question_answer: Any) -> list[str]:
 
     Each sub-question's ``retrieved`` list is in rank order; sub-questions are merged by best score
     (ties: better rank within its sub-question first), and a passage retrieved for several sub-questions
-    keeps its best position only.
+    keeps its best position only. A chunk counts as its document (``doc_id``), since gold evidence names
+    documents.
     """
     best: dict[str, tuple[float, int]] = {}
     for sub in question_answer.sub_questions:
         for rank, src in enumerate(sub.retrieved):
-            key = (-src.score, rank)
-            if src.id not in best or key < best[src.id]:
-                best[src.id] = key
+            key, pid = (-src.score, rank), getattr(src, "doc_id", None) or src.id
+            if pid not in best or key < best[pid]:
+                best[pid] = key
     return [pid for pid, _ in sorted(best.items(), key=lambda item: (item[1], item[0]))]
 
 
@@ -85,7 +86,8 @@ def score_case(case: Case, response: Any | None, *, retrieval: bool) -> tuple[li
             continue
         ranked = ranked_passages(qa)
         row["retrieved"] = ranked
-        text = strip_citations(qa.answer, [*ranked, *(s.id for s in qa.sources)])
+        cited = {s.id for s in qa.sources} | {s.id for sub in qa.sub_questions for s in sub.retrieved}
+        text = strip_citations(qa.answer, sorted(cited, key=len, reverse=True))
         scores: dict[str, float] = {}
         if "hit@5" in keys:
             scores.update(retrieval_scores(ranked, case.evidence[i]))  # type: ignore[index]

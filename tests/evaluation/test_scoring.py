@@ -2,14 +2,15 @@
 
 import pytest
 
-from clinrag.agent.response import CaseResponse, QuestionAnswer, Source, SubAnswer, UsageReport
+from clinrag.agent.response import CaseResponse, QuestionAnswer, RetrievedSource, SubAnswer, UsageReport
 from clinrag.cases import Case
 from clinrag.evaluation.scoring import applicable, ranked_passages, score_case, strip_citations, structure_ok
 
 
 def sub(sid, retrieved, answer="x"):
     return SubAnswer(id=sid, text="q", answer=answer, sources=[],
-                     retrieved=[Source(id=i, score=s) for i, s in retrieved])
+                     retrieved=[RetrievedSource(id=i, score=s, doc_id=i.split("#")[0] if "#" in i else None)
+                                for i, s in retrieved])
 
 
 def qa(index, answer, subs):
@@ -21,6 +22,11 @@ def test_ranked_passages_merge_sub_questions_by_best_score():
     # p1 keeps its best score 0.9; ties at 0.5 go to the better rank within its sub-question (p4 rank 2 < p2? no:
     # p2 is rank 1 in 1a, p4 rank 2 in 1b → p2 first)
     assert ranked_passages(q) == ["p1", "p3", "p2", "p4"]
+
+
+def test_chunks_count_as_their_document():
+    q = qa(1, "a", [sub("1a", [("doc1#0", 0.9), ("doc2", 0.8), ("doc1#3", 0.7)])])
+    assert ranked_passages(q) == ["doc1", "doc2"]
 
 
 def test_strip_citations():
