@@ -67,7 +67,11 @@ def plan_arms(strategies: Sequence[str], generators: Sequence[str], adapter: str
         raise EvaluationError("no generators to evaluate")
     variants: list[tuple[str, str | None]] = [(g, None) for g in generators]
     if adapter:
-        variants += [(g, adapter) for g in generators]
+        with_adapter = [g for g in generators if "adapter" in (accepted_options(g) or {"adapter"})]
+        if not with_adapter:
+            raise EvaluationError(f"--adapter needs a generator that loads adapters (e.g. hf); got "
+                                  f"{', '.join(generators)}")
+        variants += [(g, adapter) for g in with_adapter]
     plain = len(variants) == 1
     arms = []
     for gen, ad in variants:
@@ -118,6 +122,30 @@ def truncate_scenario(case: Case, max_words: int | None) -> tuple[Case, str | No
 AgentFactory = Callable[[Arm], Any]
 
 
+def accepted_options(generator: str) -> set[str] | None:
+    """The keyword options a generator's constructor takes (None: it takes any)."""
+    import inspect
+
+    from clinrag.plugins.generators import generators
+
+    params = inspect.signature(generators.get_class(generator)).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params}
+
+
+def generator_kwargs(generator: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` minus those ``generator`` does not take, so ``--generator extractive,hf --model M`` gives the
+    model to ``hf`` only (what was dropped is logged)."""
+    accepted = accepted_options(generator)
+    if accepted is None:
+        return options
+    dropped = sorted(set(options) - accepted)
+    if dropped:
+        log.info("generator %r takes no %s option(s); not passed to it", generator, ", ".join(dropped))
+    return {k: v for k, v in options.items() if k in accepted}
+
+
 def default_agent_factory(index: str | Path | Any, *, k: int, generator_options: dict[str, Any] | None = None,
                           llm_budget: int | None = None, translator_model: str | None = None) -> AgentFactory:
     """Agents built with :func:`clinrag.agent.run.build_agent` over one shared retriever; the generator of a
@@ -145,7 +173,7 @@ def default_agent_factory(index: str | Path | Any, *, k: int, generator_options:
         with lock:
             key = (arm.generator, arm.adapter)
             if key not in built:
-                opts = dict(generator_options or {})
+                opts = generator_kwargs(arm.generator, dict(generator_options or {}))
                 if arm.adapter:
                     opts["adapter"] = arm.adapter
                 built[key] = build_agent(retriever, strategy=arm.strategy, generator=arm.generator, k=k,

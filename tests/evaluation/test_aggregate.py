@@ -3,7 +3,7 @@
 import pytest
 
 from clinrag.evaluation.aggregate import aggregate, comparison_pairs
-from clinrag.evaluation.runner import Arm, plan_arms
+from clinrag.evaluation.runner import Arm, EvaluationError, generator_kwargs, plan_arms
 
 
 def rec(arm, case, qi, metrics, seconds=1.0, structure=True, error=None, summary=None):
@@ -45,6 +45,8 @@ def test_aggregate_hand_computed():
 
 def test_plan_arms_names_and_comparison_pairs():
     arms = plan_arms(["decomposition", "none"], ["hf"], "/x/adapters/sft-1/")
+    two = [a.name for a in plan_arms(["decomposition"], ["extractive", "hf"], "/x/sft-1", no_retrieval=False)]
+    assert two == ["decomposition@extractive", "decomposition@hf", "decomposition@hf+sft-1"]  # extractive: no adapter
     names = [a.name for a in arms]
     assert names == ["decomposition@hf", "none@hf", "no-retrieval@hf",
                      "decomposition@hf+sft-1", "none@hf+sft-1", "no-retrieval@hf+sft-1"]
@@ -56,3 +58,11 @@ def test_plan_arms_names_and_comparison_pairs():
     assert pairs[("decomposition@hf+sft-1", "decomposition@hf")] == "adapter vs base"
     assert pairs[("no-retrieval@hf+sft-1", "decomposition@hf")] == "best vs other"
     assert ("decomposition@hf", "none@hf+sft-1") not in pairs  # different generator variants: not paired by rule
+
+
+def test_generator_options_go_only_where_accepted():
+    opts = {"model": "m", "max_new_tokens": 64}
+    assert generator_kwargs("extractive", opts) == {}
+    assert generator_kwargs("hf", opts) == opts
+    with pytest.raises(EvaluationError, match="adapter"):
+        plan_arms(["decomposition"], ["extractive"], "/x/sft-1")
