@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "clinrag.cli.evaluate",
     "clinrag.cli.index",
     "clinrag.cli.plugins",
+    "clinrag.cli.serve",
 ]
 
 for _name in COMMAND_MODULES:

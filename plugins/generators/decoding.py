@@ -68,13 +68,15 @@ def _accepts_logits_to_keep(model: Any) -> bool:
     return bool(cached)
 
 
-def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, eos_ids: Iterable[int],
+def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int | Sequence[int],
+                    eos_ids: Iterable[int],
                     pad_id: int, share_prefix: bool = True, min_shared: int = 8,
                     stats: DecodeStats | None = None) -> list[list[int]]:
     """Greedy continuations (EOS excluded) of each prompt, decoded as one batch.
 
-    ``share_prefix=False`` (or a shared prefix shorter than ``min_shared`` tokens) runs the whole prompts
-    left-padded in one batch without the prefix step.
+    ``max_new_tokens`` is one limit for all rows or one per row (a server batches requests with different
+    limits). ``share_prefix=False`` (or a shared prefix shorter than ``min_shared`` tokens) runs the whole
+    prompts left-padded in one batch without the prefix step.
     """
     import torch
     from transformers import DynamicCache
@@ -89,7 +91,10 @@ def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tok
     eos = set(int(e) for e in eos_ids)
     device = model.device
     results: list[list[int]] = [[] for _ in range(bsz)]
-    if max_new_tokens <= 0:
+    limits = ([int(max_new_tokens)] * bsz if isinstance(max_new_tokens, int) else [int(n) for n in max_new_tokens])
+    if len(limits) != bsz:
+        raise ValueError(f"{len(limits)} max_new_tokens for {bsz} prompts")
+    if max(limits) <= 0:
         return results
 
     shared = common_prefix_length(prompts) if share_prefix and bsz > 1 else 0
@@ -121,15 +126,16 @@ def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tok
         next_pos = positions[:, -1] + 1
         active = torch.arange(bsz, device=device)
 
-        for step in range(max_new_tokens):
+        while True:
             tokens = out.logits[:, -1, :].argmax(dim=-1)
             keep = []
             for row, (b, t) in enumerate(zip(active.tolist(), tokens.tolist())):
-                if t in eos:
+                if t in eos or len(results[b]) >= limits[b]:
                     continue
                 results[b].append(t)
-                keep.append(row)
-            if not keep or step == max_new_tokens - 1:
+                if len(results[b]) < limits[b]:
+                    keep.append(row)
+            if not keep:
                 break
             if len(keep) < active.shape[0]:
                 idx = torch.tensor(keep, dtype=torch.long, device=device)

@@ -80,10 +80,12 @@ class HFChatLLM:
         return list(tok(text, add_special_tokens=False)["input_ids"])
 
     # -- generation -----------------------------------------------------------------------------------
-    def generate_ids(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int | None = None,
+    def generate_ids(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int | Sequence[int] | None = None,
                      prefix_cache: bool | None = None) -> tuple[list[list[int]], DecodeStats]:
+        """Greedy continuations (EOS excluded); ``max_new_tokens`` is one limit or one per prompt."""
         model, tok = self._components()
-        n_new = int(max_new_tokens or self.max_new_tokens)
+        n_new: int | list[int] = (int(max_new_tokens or self.max_new_tokens) if not isinstance(max_new_tokens, Sequence)
+                                  else [int(n) for n in max_new_tokens])
         share = self.prefix_cache if prefix_cache is None else prefix_cache
         stats = DecodeStats()
         with self._lock:
@@ -95,18 +97,20 @@ class HFChatLLM:
         self.last_stats = stats
         return outs, stats
 
-    def _generate_plain(self, prompts: Sequence[Sequence[int]], n_new: int, stats: DecodeStats) -> list[list[int]]:
+    def _generate_plain(self, prompts: Sequence[Sequence[int]], n_new: int | list[int],
+                        stats: DecodeStats) -> list[list[int]]:
         import torch
 
         model, tok = self._components()
+        limits = n_new if isinstance(n_new, list) else [n_new] * len(prompts)
         batch = tok.pad({"input_ids": [list(p) for p in prompts]}, padding=True, return_tensors="pt").to(model.device)
         with torch.inference_mode():
-            out = model.generate(**batch, max_new_tokens=n_new, do_sample=False, pad_token_id=tok.pad_token_id)
+            out = model.generate(**batch, max_new_tokens=max(limits), do_sample=False, pad_token_id=tok.pad_token_id)
         eos = self.eos_ids()
         res = []
-        for row in out[:, batch["input_ids"].shape[1]:].tolist():
+        for row, limit in zip(out[:, batch["input_ids"].shape[1]:].tolist(), limits):
             toks = []
-            for t in row:
+            for t in row[:limit]:
                 if t in eos:
                     break
                 toks.append(t)

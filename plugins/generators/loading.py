@@ -162,11 +162,18 @@ def _forget_gguf_quantizer(model: Any) -> None:
             del model.config.quantization_config
 
 
-def attach_adapter(model: Any, tokenizer: Any, adapter: str | os.PathLike[str]) -> tuple[Any, Any]:
-    """Attach a PEFT adapter folder; if it carries a tokenizer, use it and grow the embeddings to it first."""
+def check_adapter(adapter: str | os.PathLike[str]) -> Path:
     folder = Path(adapter).expanduser()
+    if not folder.is_dir():
+        raise ModelLoadError(f"adapter folder {str(adapter)!r} does not exist")
     if not (folder / "adapter_config.json").is_file():
         raise ModelLoadError(f"adapter folder {str(adapter)!r} has no adapter_config.json (not a PEFT adapter)")
+    return folder
+
+
+def attach_adapter(model: Any, tokenizer: Any, adapter: str | os.PathLike[str]) -> tuple[Any, Any]:
+    """Attach a PEFT adapter folder; if it carries a tokenizer, use it and grow the embeddings to it first."""
+    folder = check_adapter(adapter)
     from peft import PeftModel
 
     from clinrag.finetune.embeddings import resize_to_tokenizer
@@ -192,6 +199,8 @@ def load_causal_lm(spec: str | os.PathLike[str] = DEFAULT_MODEL, *, adapter: str
                    device: str | None = None, dtype: Any = None, trust_remote_code: bool = False) -> tuple[Any, Any]:
     """``(model, tokenizer)`` ready for left-padded batched greedy generation."""
     source = resolve_source(spec)
+    if adapter:
+        check_adapter(adapter)  # fail before the (slow) model load
     dev = resolve_device(device)
     tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
     model = load_model(source, device=dev, dtype=dtype, trust_remote_code=trust_remote_code)
