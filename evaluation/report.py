@@ -14,6 +14,8 @@ from .scoring import ANSWER_KEYS, RETRIEVAL_KEYS
 
 #: Metrics where lower is better (cost); everything else is higher-is-better.
 COST_KEYS = ("llm_calls_per_case", "tokens_per_case", "seconds_per_case_p50", "seconds_per_case_p95")
+#: Metrics whose paired differences the report lists (metrics.json has every metric's).
+REPORTED_DIFFS = ("hit@5", "ndcg@10", "token_f1", "rouge_l", "mcq_accuracy", "numeric_accuracy", "summary_rouge_l")
 _LABELS = {"summary_rouge_l": "summary ROUGE-L", "one_answer_per_question": "one answer / question"}
 
 
@@ -71,7 +73,7 @@ def render_markdown(metrics: dict[str, Any], *, title: str = "Evaluation", comma
     cols += [(k, _get("cost", k), True) for k in COST_KEYS]
     cols.append(("failed cases", lambda b: b.get("errors", 0), True))
     lines += _table(arms, cols) + [""]
-    comps = metrics.get("comparisons") or []
+    comps = [c for c in metrics.get("comparisons") or [] if c["metric"] in REPORTED_DIFFS]
     if comps:
         lines += ["## Paired differences (a − b)", "",
                   "95% paired bootstrap intervals over cases (cases resampled, questions of a case kept together). "
@@ -81,7 +83,7 @@ def render_markdown(metrics: dict[str, Any], *, title: str = "Evaluation", comma
             mark = " *" if c["significant"] else ""
             lines.append(f"| `{c['a']}` | `{c['b']}` | {_LABELS.get(c['metric'], c['metric'])} | "
                          f"{c['diff']:+.3f}{mark} | [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['why']} |")
-        lines += ["", "\\* the interval excludes 0.", ""]
+        lines += ["", "\\* the interval excludes 0. (recall@10 and MRR@10 differences are in metrics.json.)", ""]
     for chart in charts or []:
         lines += [f"![{chart}]({chart})", ""]
     return "\n".join(lines)
