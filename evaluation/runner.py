@@ -282,7 +282,9 @@ def run_arms(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, *, age
     if rec_file.exists():  # rewritten without failed cases and any line a crash cut short
         _atomic_write(rec_file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     done = {(r["arm"], r["case_id"]) for r in kept}
-    jobs = [(arm, case) for arm in arms for case in cases if (arm.name, case.id) not in done]
+    # Case-major: every arm answers case 1, then case 2, … so a run stopped early still compares all arms on the
+    # cases it finished (rerun with a smaller --limit to report exactly those).
+    jobs = [(arm, case) for case in cases for arm in arms if (arm.name, case.id) not in done]
     skipped = len(arms) * len(cases) - len(jobs)
     if skipped:
         log.info("resuming: %d arm×case results already in %s", skipped, rec_file)
