@@ -108,3 +108,16 @@ def test_run_evaluation_end_to_end_robust_and_resumable(demo_index_dir, tmp_path
 
     with pytest.raises(EvaluationError, match="differs in: k"):
         run_evaluation(cases, arms, out, index=demo_index_dir, k=4, progress=False)
+
+
+def test_llm_generator_arm_reports_cost(demo_index_dir, smollm2_dir, tmp_path):
+    """The real SmolLM2 through the hf generator: LLM calls and generated tokens are counted per case."""
+    cases = _demo_cases()[:1]
+    arms = plan_arms(["none"], ["hf"], no_retrieval=False)
+    metrics = run_evaluation(cases, arms, tmp_path / "hf", index=demo_index_dir, k=2, progress=False,
+                             generator_options={"model": str(smollm2_dir), "max_new_tokens": 8}, n_resamples=100)
+    block = metrics["arms"]["none"]
+    assert block["errors"] == 0
+    assert block["cost"]["llm_calls_per_case"] >= cases[0].n_questions + 1  # answers + summary
+    assert 0 < block["cost"]["tokens_per_case"] <= 8 * (cases[0].n_questions + 1)
+    assert block["answers"]["mcq_accuracy"] is not None and 0 <= block["answers"]["token_f1"] <= 1
