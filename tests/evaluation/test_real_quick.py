@@ -21,7 +21,7 @@ SETS = ("medquad_multi_dev.jsonl", "pubmedqa_dev.jsonl")
 def subset_index(shared_data, embedder, tmp_path_factory):
     cases = [c for name in SETS for c in load_cases(shared_data / "cases" / name)[:3]]
     out = tmp_path_factory.mktemp("subset") / "index"
-    return build_subset_index(cases, shared_data / "corpus", out, extra=150, embedder=embedder, show_progress=False)
+    return build_subset_index(cases, shared_data / "corpus", out, extra=100, embedder=embedder, show_progress=False)
 
 
 def two_strategies() -> str:
