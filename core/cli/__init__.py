@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "clinrag.cli.index",
     "clinrag.cli.plugins",
     "clinrag.cli.serve",
+    "clinrag.cli.vocab",
 ]
 
 for _name in COMMAND_MODULES:

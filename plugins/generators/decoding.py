@@ -4,11 +4,13 @@ All sub-questions of a case share their first tokens (system prompt + scenario);
 question differ. :func:`greedy_generate` therefore
 
 1. finds the longest common token prefix of the batch and runs it through the model **once** (batch 1);
-2. repeats that KV cache across the batch (``DynamicCache.batch_repeat_interleave``);
-3. runs the differing suffixes together, **left-padded inside the sequence**: a row reads
+2. runs each differing suffix on top of that cache on its own (batch 1: no FLOPs on padding, unmasked
+   attention), then lays the rows out **left-padded inside the sequence**: a row of the batch cache reads
    ``[prefix][pad … pad][suffix]`` with the pads masked out of attention and explicit ``position_ids`` that
-   continue from the prefix, so every real token sits at the position it would have without padding;
-4. decodes greedily, dropping finished rows from the batch (and their cache rows) as they hit EOS.
+   continue from the prefix, so every real token sits at the position it would have without padding
+   (``rowwise_prefill=False`` instead runs the padded suffixes as one batch: same layout, one forward);
+3. decodes greedily, all rows in one forward per token, dropping finished rows (and their cache rows) as
+   they hit EOS or their token limit.
 
 Tokens are identical to per-prompt greedy decoding up to floating-point summation order (padding changes
 the shapes of the matrix products); the test suite and ``benchmarks/bench_answer.py`` check equality.
@@ -17,6 +19,7 @@ the shapes of the matrix products); the test suite and ``benchmarks/bench_answer
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +33,8 @@ class DecodeStats:
     shared_prefix_tokens: int = 0
     prompt_tokens: list[int] = field(default_factory=list)
     forward_calls: int = 0
+    prefill_seconds: float = 0.0  # shared prefix + padded suffixes
+    decode_seconds: float = 0.0  # one token per step for the rows still running
 
 
 def common_prefix_length(seqs: Sequence[Sequence[int]]) -> int:
@@ -68,9 +73,74 @@ def _accepts_logits_to_keep(model: Any) -> bool:
     return bool(cached)
 
 
+def _plain_dynamic(cache: Any) -> bool:
+    """Row-wise prefill edits the cache tensors directly: only plain (non-sliding) dynamic layers qualify."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def _prefill_padded(model: Any, cache: Any, shared: int, suffixes: list[list[int]], pad_id: int,
+                    stats: DecodeStats) -> tuple[Any, Any, Any]:
+    """All suffixes in one forward, left-padded after the (repeated) prefix, pads masked out."""
+    import torch
+
+    device, bsz = model.device, len(suffixes)
+    if shared:
+        cache.batch_repeat_interleave(bsz)
+    width = max(len(s) for s in suffixes)
+    input_ids = torch.full((bsz, width), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros((bsz, shared + width), dtype=torch.long, device=device)
+    mask[:, :shared] = 1
+    for i, s in enumerate(suffixes):
+        input_ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long, device=device)
+        mask[i, shared + width - len(s):] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+    out = _forward(model, True, input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                   past_key_values=cache)
+    stats.forward_calls += 1
+    return out.logits[:, -1, :], mask, positions[:, -1] + 1
+
+
+def _prefill_rowwise(model: Any, cache: Any, shared: int, suffixes: list[list[int]],
+                     stats: DecodeStats) -> tuple[Any, Any, Any]:
+    """Each suffix alone (batch 1, no padding) on top of the prefix cache; then one padded batch cache
+    ``[prefix][zeros][suffix_i]`` per layer with the zeros masked, exactly the padded layout."""
+    import torch
+
+    device, bsz = model.device, len(suffixes)
+    width = max(len(s) for s in suffixes)
+    rows_kv, logits = [], []
+    for s in suffixes:
+        ids = torch.tensor([s], dtype=torch.long, device=device)
+        pos = torch.arange(shared, shared + len(s), device=device)[None]
+        out = _forward(model, True, input_ids=ids, position_ids=pos, past_key_values=cache)
+        stats.forward_calls += 1
+        logits.append(out.logits[:, -1, :])
+        rows_kv.append([(layer.keys[:, :, shared:], layer.values[:, :, shared:]) for layer in cache.layers])
+        for layer in cache.layers:  # back to the prefix alone for the next row
+            layer.keys, layer.values = layer.keys[:, :, :shared], layer.values[:, :, :shared]
+    for li, layer in enumerate(cache.layers):  # one preallocated tensor per layer: a single copy of each row
+        for name in ("keys", "values"):
+            prefix = getattr(layer, name)
+            full = prefix.new_zeros((bsz, prefix.shape[1], shared + width, prefix.shape[3]))
+            full[:, :, :shared] = prefix
+            for i, kv in enumerate(rows_kv):
+                part = kv[li][0 if name == "keys" else 1]
+                full[i, :, shared + width - part.shape[2]:] = part[0]
+            setattr(layer, name, full)
+    mask = torch.zeros((bsz, shared + width), dtype=torch.long, device=device)
+    mask[:, :shared] = 1
+    for i, s in enumerate(suffixes):
+        mask[i, shared + width - len(s):] = 1
+    next_pos = torch.tensor([shared + len(s) for s in suffixes], dtype=torch.long, device=device)
+    return torch.cat(logits, dim=0), mask, next_pos
+
+
 def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int | Sequence[int],
                     eos_ids: Iterable[int],
-                    pad_id: int, share_prefix: bool = True, min_shared: int = 8,
+                    pad_id: int, share_prefix: bool = True, min_shared: int = 8, rowwise_prefill: bool = True,
                     stats: DecodeStats | None = None) -> list[list[int]]:
     """Greedy continuations (EOS excluded) of each prompt, decoded as one batch.
 
@@ -103,31 +173,25 @@ def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tok
         shared = 0
     stats.shared_prefix_tokens = shared
 
+    t0 = time.perf_counter()
     with torch.inference_mode():
         cache = DynamicCache(config=model.config)
         if shared:
             prefix = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=device)
             _forward(model, True, input_ids=prefix, past_key_values=cache)
             stats.forward_calls += 1
-            cache.batch_repeat_interleave(bsz)
-
         suffixes = [list(p[shared:]) for p in prompts]
-        width = max(len(s) for s in suffixes)
-        input_ids = torch.full((bsz, width), pad_id, dtype=torch.long, device=device)
-        mask = torch.zeros((bsz, shared + width), dtype=torch.long, device=device)
-        mask[:, :shared] = 1
-        for i, s in enumerate(suffixes):
-            input_ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long, device=device)
-            mask[i, shared + width - len(s):] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
-        out = _forward(model, True, input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                       past_key_values=cache)
-        stats.forward_calls += 1
-        next_pos = positions[:, -1] + 1
+        if rowwise_prefill and _plain_dynamic(cache):
+            logits, mask, next_pos = _prefill_rowwise(model, cache, shared, suffixes, stats)
+        else:
+            logits, mask, next_pos = _prefill_padded(model, cache, shared, suffixes, pad_id, stats)
         active = torch.arange(bsz, device=device)
+        padded = bool((mask == 0).any())  # no padding: let attention take its unmasked fast path
+        t1 = time.perf_counter()
+        stats.prefill_seconds = t1 - t0
 
         while True:
-            tokens = out.logits[:, -1, :].argmax(dim=-1)
+            tokens = logits.argmax(dim=-1)
             keep = []
             for row, (b, t) in enumerate(zip(active.tolist(), tokens.tolist())):
                 if t in eos or len(results[b]) >= limits[b]:
@@ -141,9 +205,11 @@ def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tok
                 idx = torch.tensor(keep, dtype=torch.long, device=device)
                 cache.batch_select_indices(idx)
                 mask, tokens, next_pos, active = mask[idx], tokens[idx], next_pos[idx], active[idx]
+                padded = bool((mask == 0).any())
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-            out = _forward(model, False, input_ids=tokens[:, None], attention_mask=mask,
-                           position_ids=next_pos[:, None], past_key_values=cache)
+            logits = _forward(model, False, input_ids=tokens[:, None], attention_mask=mask if padded else None,
+                              position_ids=next_pos[:, None], past_key_values=cache).logits[:, -1, :]
             stats.forward_calls += 1
             next_pos = next_pos + 1
+    stats.decode_seconds = time.perf_counter() - t1
     return results

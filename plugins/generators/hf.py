@@ -44,6 +44,8 @@ class HFChatLLM:
         self.max_new_tokens, self.prefix_cache = int(max_new_tokens), bool(prefix_cache)
         self._lock = threading.Lock()  # the graph may call summarize and translate from two threads
         self.last_stats: DecodeStats | None = None
+        self._eos_ids: set[int] | None = None
+        self.last_token_ids: list[list[int]] = []  # the latest chat() call's generated ids (tests, benchmark)
 
     # -- lazy model ---------------------------------------------------------------------------------
     def _components(self) -> tuple[Any, Any]:
@@ -61,6 +63,8 @@ class HFChatLLM:
 
     def eos_ids(self) -> set[int]:
         """The ids that end a reply: the tokenizer's EOS, the generation config's, and ChatML's ``<|im_end|>``."""
+        if self._eos_ids is not None:
+            return self._eos_ids
         model, tok = self._components()
         ids: set[int] = set()
         cfg = model.generation_config.eos_token_id
@@ -70,6 +74,7 @@ class HFChatLLM:
         im_end = tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tok.get_vocab() else None
         if im_end is not None:
             ids.add(int(im_end))
+        self._eos_ids = ids  # get_vocab() builds a dict of the whole vocabulary: do it once
         return ids
 
     # -- prompts --------------------------------------------------------------------------------------
@@ -124,6 +129,7 @@ class HFChatLLM:
         start = time.perf_counter()
         prompts = [self.encode(c) for c in conversations]
         outs, stats = self.generate_ids(prompts, max_new_tokens=max_new_tokens)
+        self.last_token_ids = outs
         texts = [self.tokenizer.decode(o, skip_special_tokens=True) for o in outs]
         usages = split_usage(time.perf_counter() - start, [len(p) for p in prompts], [len(o) for o in outs])
         return [Generation(t, [], u) for t, u in zip(texts, usages)]

@@ -42,7 +42,10 @@ def test_batched_prefix_cached_equals_sequential_generate(smollm2_dir):
     cached = greedy_generate(model, prompts, max_new_tokens=12, eos_ids=eos, pad_id=tok.pad_token_id, stats=stats)
     assert stats.shared_prefix_tokens >= 30  # system + scenario computed once
     assert cached == sequential
-    plain = greedy_generate(model, prompts, max_new_tokens=12, eos_ids=eos, pad_id=tok.pad_token_id,
-                            share_prefix=False)
-    assert plain == sequential
+    for share, rowwise in ((False, True), (True, False), (False, False)):  # every prefill layout
+        assert greedy_generate(model, prompts, max_new_tokens=12, eos_ids=eos, pad_id=tok.pad_token_id,
+                               share_prefix=share, rowwise_prefill=rowwise) == sequential, (share, rowwise)
+    # Per-row limits (the server's micro-batches): each row stops at its own limit, same tokens.
+    limited = greedy_generate(model, prompts, max_new_tokens=[3, 12, 7], eos_ids=eos, pad_id=tok.pad_token_id)
+    assert limited == [sequential[0][:3], sequential[1][:12], sequential[2][:7]]
     assert all(len(s) > 0 for s in sequential)

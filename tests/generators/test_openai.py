@@ -114,7 +114,7 @@ def test_openai_generator_equals_hf_generator_tokens(served, smollm2_dir):
 @pytest.mark.slow
 def test_clinrag_answer_with_openai_generator(served, demo_index_dir, capsys):
     rc = main(["answer", str(DEMO_CASES), "--index", str(demo_index_dir), "--generator", "openai",
-               "--base-url", served, "--max-new-tokens", "8", "--case-id", "demo-atrial-fibrillation",
+               "--base-url", served, "-k", "2", "--max-new-tokens", "8", "--case-id", "demo-atrial-fibrillation",
                "--format", "json"])
     assert rc == 0
     response = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -124,3 +124,37 @@ def test_clinrag_answer_with_openai_generator(served, demo_index_dir, capsys):
     n_sub = sum(len(a["sub_questions"]) for a in response["answers"])
     assert response["usage"]["llm_calls"] == n_sub + 1
     assert 0 < response["usage"]["completion_tokens"] <= 8 * (n_sub + 1)
+
+
+@pytest.mark.slow
+def test_shared_data_case_with_openai_generator(served, shared_data, demo_index_dir, capsys):
+    rc = main(["answer", str(shared_data / "cases" / "medquad_multi_dev.jsonl"), "--index", str(demo_index_dir),
+               "--generator", "openai", "--base-url", served, "-k", "2", "--max-new-tokens", "4", "--limit", "1",
+               "--format", "json"])
+    assert rc == 0
+    response = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert response["generator"] == "openai" and len(response["answers"]) >= 3
+    assert all(a["answer"].strip() for a in response["answers"])
+
+
+@pytest.mark.slow
+def test_every_strategy_with_openai_on_a_shared_case(served, shared_data, demo_index_dir, embedder):
+    """Every strategy × the openai generator (strategies' LLM calls go through the server too)."""
+    from clinrag.agent.run import build_agent
+    from clinrag.cases import load_cases, select_case
+    from clinrag.plugins.strategies import list_strategies
+    from clinrag.retrieval.retriever import IndexRetriever
+
+    llm_options = {"multi_query": {"n": 2, "max_new_tokens": 12}, "rag_fusion": {"n": 2, "max_new_tokens": 12},
+                   "step_back": {"max_new_tokens": 12}, "hyde": {"max_new_tokens": 12}}
+    case = select_case(load_cases(shared_data / "cases" / "medquad_multi_dev.jsonl"), "medquad-2-0004878")[0]
+    retriever = IndexRetriever(demo_index_dir, embedder=embedder)
+    for name in [r["name"] for r in list_strategies()]:
+        agent = build_agent(retriever, strategy=name, generator="openai", k=1, strategy_options=llm_options.get(name, {}),
+                            generator_options={"base_url": served, "max_new_tokens": 4})
+        resp = agent.answer(case)
+        assert resp.strategy == name and [a.index for a in resp.answers] == [1, 2, 3], name
+        assert all(a.answer.strip() for a in resp.answers) and resp.summary.strip(), name
+        if name in llm_options:
+            assert not any("no LLM available" in n for n in resp.notes), (name, resp.notes)
+            assert resp.usage.llm_calls > 3 + 1, name
