@@ -110,14 +110,25 @@ def test_run_evaluation_end_to_end_robust_and_resumable(demo_index_dir, tmp_path
         run_evaluation(cases, arms, out, index=demo_index_dir, k=4, progress=False)
 
 
-def test_llm_generator_arm_reports_cost(demo_index_dir, smollm2_dir, tmp_path):
-    """The real SmolLM2 through the hf generator: LLM calls and generated tokens are counted per case."""
+def test_adapter_arms_run_base_and_adapter(demo_index_dir, smollm2_dir, tmp_path):
+    """The real SmolLM2 through the hf generator, with --adapter: each strategy runs on the base model and with a
+    (real, freshly initialised) LoRA adapter; LLM calls and generated tokens are counted per case."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    adapter = tmp_path / "lora-test"
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(smollm2_dir)),
+                           LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model.save_pretrained(adapter)
+    arms = plan_arms(["none"], ["hf"], str(adapter), no_retrieval=False)
     cases = _demo_cases()[:1]
-    arms = plan_arms(["none"], ["hf"], no_retrieval=False)
-    metrics = run_evaluation(cases, arms, tmp_path / "hf", index=demo_index_dir, k=2, progress=False,
-                             generator_options={"model": str(smollm2_dir), "max_new_tokens": 8}, n_resamples=100)
-    block = metrics["arms"]["none"]
-    assert block["errors"] == 0
-    assert block["cost"]["llm_calls_per_case"] >= cases[0].n_questions + 1  # answers + summary
-    assert 0 < block["cost"]["tokens_per_case"] <= 8 * (cases[0].n_questions + 1)
-    assert block["answers"]["mcq_accuracy"] is not None and 0 <= block["answers"]["token_f1"] <= 1
+    metrics = run_evaluation(cases, arms, tmp_path / "ad", index=demo_index_dir, k=1, progress=False,
+                             generator_options={"model": str(smollm2_dir), "max_new_tokens": 4}, n_resamples=100)
+    assert set(metrics["arms"]) == {"none@hf", "none@hf+lora-test"}
+    assert all(b["errors"] == 0 for b in metrics["arms"].values())
+    assert metrics["arms"]["none@hf+lora-test"]["config"]["adapter"] == str(adapter)
+    assert any(c["why"] == "adapter vs base" and c["a"] == "none@hf+lora-test" for c in metrics["comparisons"])
+    for block in metrics["arms"].values():
+        assert block["cost"]["llm_calls_per_case"] >= cases[0].n_questions + 1  # answers + summary
+        assert 0 < block["cost"]["tokens_per_case"] <= 4 * (cases[0].n_questions + 1)
+        assert block["answers"]["mcq_accuracy"] is not None and 0 <= block["answers"]["token_f1"] <= 1
