@@ -22,7 +22,7 @@ from clinrag.retrieval.fusion import fuse
 from clinrag.types import Usage
 
 from .context import AgentContext
-from .response import CaseResponse, QuestionAnswer, Source, SubAnswer, UsageReport
+from .response import CaseResponse, QuestionAnswer, RetrievedSource, Source, SubAnswer, UsageReport
 from .state import BranchState, CaseState
 
 
@@ -69,10 +69,20 @@ def answer(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     return {"answers": {sq.id: g for sq, g in zip(state["sub_questions"], gens)}, "usage": [g.usage for g in gens]}
 
 
+def _source(hit: Any) -> Source:
+    return Source(id=hit.id, title=hit.passage.title, score=round(hit.score, 4))
+
+
+def _retrieved(hit: Any) -> RetrievedSource:
+    doc_id = hit.passage.metadata.get("doc_id")
+    return RetrievedSource(id=hit.id, title=hit.passage.title, score=round(hit.score, 4),
+                           doc_id=None if doc_id is None else str(doc_id))
+
+
 def _sources(hits: list[Any], cited: list[str]) -> list[Source]:
     by_id = {h.id: h for h in hits}
     chosen = [by_id[c] for c in cited if c in by_id] or hits
-    return [Source(id=h.id, title=h.passage.title, score=round(h.score, 4)) for h in chosen]
+    return [_source(h) for h in chosen]
 
 
 def compose(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -84,7 +94,8 @@ def compose(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         for sq in subs:
             gen, hits = state["answers"][sq.id], state["retrieved"].get(sq.id, [])
             srcs = _sources(hits, gen.cited_ids)
-            sub_answers.append(SubAnswer(id=sq.id, text=sq.text, answer=gen.text.strip(), sources=srcs))
+            sub_answers.append(SubAnswer(id=sq.id, text=sq.text, answer=gen.text.strip(), sources=srcs,
+                                         retrieved=[_retrieved(h) for h in hits]))
             texts.append(gen.text.strip())
             for s in srcs:
                 sources.setdefault(s.id, s)

@@ -7,13 +7,16 @@ JSON schema (``schema_version`` 1)::
      "answers": [{"index": int (1-based), "question": str, "answer": str,
                   "sources": [{"id": str, "title": str, "score": float}],
                   "sub_questions": [{"id": str, "text": str, "answer": str,
-                                     "sources": [{"id", "title", "score"}]}]}],
+                                     "sources": [{"id", "title", "score"}],
+                                     "retrieved": [{"id", "title", "score", "doc_id"}]}]}],
      "notes": [str],
      "usage": {"llm_calls": int, "prompt_tokens": int, "completion_tokens": int, "seconds": float}}
 
 ``answers`` has exactly one item per input question, in input order. An answer's ``sources`` are the
-passages it cites (or, when it cites none, the passages retrieved for it); each sub-question lists what was
-retrieved for it.
+passages it cites (or, when it cites none, the passages retrieved for it); a sub-question's ``sources`` follow
+the same rule, and its ``retrieved`` lists every passage retrieved for it, best first (what retrieval metrics
+score; added in schema version 1 with a default, so older responses still load). ``doc_id`` there is the document
+a chunk was cut from (null for a passage indexed whole): gold evidence names documents.
 """
 
 from __future__ import annotations
@@ -29,11 +32,18 @@ class Source(BaseModel):
     score: float = 0.0
 
 
+class RetrievedSource(Source):
+    #: The document this chunk belongs to, when the index chunked it (``None``: the passage is the document).
+    doc_id: str | None = None
+
+
 class SubAnswer(BaseModel):
     id: str
     text: str
     answer: str
     sources: list[Source]
+    #: Every passage retrieved for this sub-question, in rank order (``sources`` may be only the cited ones).
+    retrieved: list[RetrievedSource] = []
 
 
 class QuestionAnswer(BaseModel):

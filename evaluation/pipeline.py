@@ -1,0 +1,62 @@
+"""``clinrag evaluate`` as a function: plan arms, run them (resumable), aggregate, write the outputs.
+
+Outputs in ``out``: ``per_question.jsonl`` (written as cases finish), ``run.json`` (the configuration, checked
+on resume), ``metrics.json``, ``report.md`` and PNG charts (written atomically at the end).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from clinrag.cases import Case
+
+from .aggregate import aggregate
+from .report import render_charts, render_markdown
+from .runner import METRICS, AgentFactory, Arm, _atomic_write, default_agent_factory, run_arms
+
+
+def resolve_strategies(spec: str | Sequence[str]) -> list[str]:
+    """``"all"`` → every registered strategy; ``"a,b"`` → checked names (unknown names list the valid ones)."""
+    from clinrag.plugins.strategies import strategies
+
+    names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    if names == ["all"]:
+        return strategies.names()
+    for name in names:
+        strategies.get_class(name)  # raises PluginError listing the valid names
+    return names
+
+
+def baseline_strategy() -> str:
+    """The no-retrieval arm translates with ``none`` when it is installed (no LLM calls), else ``decomposition``."""
+    from clinrag.plugins.strategies import strategies
+
+    return "none" if "none" in strategies.names() else "decomposition"
+
+
+def run_evaluation(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, *, index: str | Path | Any,
+                   k: int = 5, generator_options: dict[str, Any] | None = None, workers: int = 1,
+                   max_scenario_words: int | None = 1500, config: dict[str, Any] | None = None,
+                   agent_factory: AgentFactory | None = None, command: str | None = None,
+                   n_resamples: int = 2000, progress: bool = True, translator_model: str | None = None,
+                   llm_budget: int | None = None) -> dict[str, Any]:
+    """Run ``arms`` on ``cases`` and write every output into ``out``; returns the ``metrics.json`` object."""
+    out = Path(out)
+    factory = agent_factory or default_agent_factory(index, k=k, generator_options=generator_options,
+                                                     translator_model=translator_model, llm_budget=llm_budget)
+    run_config = {"index": str(Path(index).resolve()) if isinstance(index, (str, Path)) else type(index).__name__,
+                  "k": k, "generator_options": generator_options or {}, "max_scenario_words": max_scenario_words,
+                  **({"translator_model": translator_model} if translator_model else {}),
+                  **({"llm_budget": llm_budget} if llm_budget is not None else {}), **(config or {})}
+    result = run_arms(cases, arms, out, agent_factory=factory, config=run_config, workers=workers,
+                      max_scenario_words=max_scenario_words, progress=progress)
+    ids = [c.id for c in cases]
+    metrics = aggregate(result.records, arms, ids, sum(c.n_questions for c in cases), n_resamples=n_resamples)
+    _atomic_write(out / METRICS, json.dumps(metrics, indent=2, ensure_ascii=False))
+    charts = render_charts(metrics, out)
+    _atomic_write(out / "report.md", render_markdown(metrics, command=command, charts=charts))
+    metrics["_run"] = {"ran": result.ran, "skipped": result.skipped, "failed": result.failed}
+    return metrics

@@ -1,0 +1,327 @@
+"""Run every arm on every case through the same graph ``clinrag answer`` runs, and record each question.
+
+An *arm* is one (strategy, generator, adapter) combination, or the no-retrieval baseline (a retriever that
+returns nothing, so the generator answers from the scenario alone). Components are shared across arms: one
+index and embedder for all, one generator instance per (generator, adapter), so a model loads once.
+
+Records go to ``per_question.jsonl`` as each case finishes (flushed), so an interrupted run loses at most
+the cases in flight; a rerun with the same configuration skips finished cases and retries failed ones.
+A case that raises is recorded with its error and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from clinrag.cases import Case
+from clinrag.errors import ClinragError
+
+from .scoring import score_case
+
+log = logging.getLogger("clinrag.evaluation")
+
+NO_RETRIEVAL = "no-retrieval"
+RECORDS, METRICS, RUN = "per_question.jsonl", "metrics.json", "run.json"
+_CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+_CJK = re.compile(f"[{_CJK_RANGES}]")
+_UNITS = re.compile(f"[{_CJK_RANGES}]\\s*|[^\\s{_CJK_RANGES}]+\\s*")  # one CJK character, or one other word
+
+
+class EvaluationError(ClinragError):
+    """The evaluation cannot run as asked (mismatched resume folder, no arms, …)."""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One column of the comparison. ``retrieval=False`` is the no-retrieval baseline."""
+
+    name: str
+    strategy: str
+    generator: str
+    adapter: str | None = None
+    retrieval: bool = True
+
+
+def adapter_label(adapter: str) -> str:
+    return Path(adapter.rstrip("/")).name or adapter
+
+
+def plan_arms(strategies: Sequence[str], generators: Sequence[str], adapter: str | None = None, *,
+              no_retrieval: bool = True, baseline_strategy: str = "decomposition") -> list[Arm]:
+    """The arms of one run. Names are the strategy alone when one generator (and no adapter) is compared,
+    else ``strategy@generator[+adapter]``; the baseline is ``no-retrieval`` (with the same suffix)."""
+    if not strategies:
+        raise EvaluationError("no strategies to evaluate")
+    if not generators:
+        raise EvaluationError("no generators to evaluate")
+    variants: list[tuple[str, str | None]] = [(g, None) for g in generators]
+    if adapter:
+        with_adapter = [g for g in generators if "adapter" in (accepted_options(g) or {"adapter"})]
+        if not with_adapter:
+            raise EvaluationError(f"--adapter needs a generator that loads adapters (e.g. hf); got "
+                                  f"{', '.join(generators)}")
+        variants += [(g, adapter) for g in with_adapter]
+    plain = len(variants) == 1
+    arms = []
+    for gen, ad in variants:
+        suffix = "" if plain else f"@{gen}" + (f"+{adapter_label(ad)}" if ad else "")
+        for s in dict.fromkeys(strategies):
+            arms.append(Arm(f"{s}{suffix}", s, gen, ad))
+        if no_retrieval:
+            arms.append(Arm(f"{NO_RETRIEVAL}{suffix}", baseline_strategy, gen, ad, retrieval=False))
+    return arms
+
+
+class NullRetriever:
+    """The no-retrieval arm's retriever: every query gets no passages."""
+
+    def retrieve(self, queries: Sequence[Any], k: int) -> list[list[Any]]:
+        return [[] for _ in queries]
+
+
+# -- long scenarios ---------------------------------------------------------------------------------------
+
+def text_length(text: str) -> int:
+    """Approximate length in words; each CJK character counts as one (CJK text has no spaces)."""
+    return len(_CJK.sub(" ", text).split()) + len(_CJK.findall(text))
+
+
+def truncate_scenario(case: Case, max_words: int | None) -> tuple[Case, str | None]:
+    """``case`` with its scenario cut to ``max_words`` (CJK characters count as words), and a note naming the
+    case when it was cut; generators may truncate further when they build their prompts."""
+    if not max_words:
+        return case, None
+    n = text_length(case.clinical_scenario)
+    if n <= max_words:
+        return case, None
+    kept, count = [], 0
+    for token in _UNITS.findall(case.clinical_scenario.lstrip()):
+        count += 1
+        if count > max_words:
+            break
+        kept.append(token)
+    text = "".join(kept).rstrip() + " …"
+    note = (f"case {case.id!r}: clinical scenario has ~{n} words, beyond the {max_words}-word limit "
+            f"(--max-scenario-words); truncated to its first {max_words}")
+    return case.model_copy(update={"clinical_scenario": text}), note
+
+
+# -- agents -----------------------------------------------------------------------------------------------
+
+AgentFactory = Callable[[Arm], Any]
+
+
+def accepted_options(generator: str) -> set[str] | None:
+    """The keyword options a generator's constructor takes (None: it takes any)."""
+    import inspect
+
+    from clinrag.plugins.generators import generators
+
+    params = inspect.signature(generators.get_class(generator)).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params}
+
+
+def generator_kwargs(generator: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` minus those ``generator`` does not take, so ``--generator extractive,hf --model M`` gives the
+    model to ``hf`` only (what was dropped is logged)."""
+    accepted = accepted_options(generator)
+    if accepted is None:
+        return options
+    dropped = sorted(set(options) - accepted)
+    if dropped:
+        log.info("generator %r takes no %s option(s); not passed to it", generator, ", ".join(dropped))
+    return {k: v for k, v in options.items() if k in accepted}
+
+
+def default_agent_factory(index: str | Path | Any, *, k: int, generator_options: dict[str, Any] | None = None,
+                          llm_budget: int | None = None, translator_model: str | None = None) -> AgentFactory:
+    """Agents built with :func:`clinrag.agent.run.build_agent` over one shared retriever; the generator of a
+    (generator, adapter) pair is built once and reused by every strategy (and the no-retrieval arm)."""
+    from clinrag.agent.run import Agent, build_agent
+    from clinrag.plugins.strategies import get_strategy
+    from clinrag.retrieval.retriever import IndexRetriever
+
+    retriever = index if hasattr(index, "retrieve") else IndexRetriever(index)
+    built: dict[tuple[str, str | None], Any] = {}
+    lock = threading.Lock()
+    translator: list[Any] = []
+
+    def translator_llm() -> Any:
+        """One translator LLM for every arm (loaded once), when ``translator_model`` is given."""
+        if translator_model is None:
+            return None
+        if not translator:
+            from clinrag.plugins.generators import generators
+
+            translator.append(generators.get_class("hf")(model=translator_model).llm)
+        return translator[0]
+
+    def factory(arm: Arm) -> Any:
+        with lock:
+            key = (arm.generator, arm.adapter)
+            if key not in built:
+                opts = generator_kwargs(arm.generator, dict(generator_options or {}))
+                if arm.adapter:
+                    opts["adapter"] = arm.adapter
+                built[key] = build_agent(retriever, strategy=arm.strategy, generator=arm.generator, k=k,
+                                         generator_options=opts, llm_budget=llm_budget,
+                                         translator_llm=translator_llm(), translator_model=None)
+            ctx = built[key].context
+            ctx = replace(ctx, strategy=get_strategy(arm.strategy))
+            if not arm.retrieval:
+                ctx = replace(ctx, retriever=NullRetriever())
+            return Agent(ctx)
+
+    return factory
+
+
+# -- records ----------------------------------------------------------------------------------------------
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a crash mid-write: that case simply reruns
+                log.warning("%s: line %d is incomplete; its case will be rerun", path, lineno)
+    return out
+
+
+def evaluate_case(agent: Any, arm: Arm, case: Case, *, max_scenario_words: int | None = None) -> list[dict[str, Any]]:
+    """Answer one case with one arm and score it; any exception is recorded, never raised."""
+    case_in, note = truncate_scenario(case, max_scenario_words)
+    if note:
+        log.warning("%s", note)
+    start = time.perf_counter()
+    response, error = None, None
+    try:
+        response = agent.answer(case_in)
+    except Exception as exc:  # one bad case must not stop the run
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("case %r failed in arm %r: %s", case.id, arm.name, error)
+    seconds = time.perf_counter() - start
+    rows, case_fields = score_case(case, response, retrieval=arm.retrieval)
+    case_fields["seconds"] = round(seconds, 4)
+    if note:
+        case_fields["notes"] = [note, *case_fields["notes"]]
+    return [{"arm": arm.name, "case_id": case.id, **row, "case": case_fields, "error": error} for row in rows]
+
+
+def _warm_up(agents: dict[str, Any], arms: Sequence[Arm], case: Case) -> None:
+    seen: set[tuple[str, str | None]] = set()
+    for arm in arms:
+        if (arm.generator, arm.adapter) not in seen:
+            seen.add((arm.generator, arm.adapter))
+            try:
+                agents[arm.name].answer(truncate_scenario(case, 200)[0])
+            except Exception:  # the timed run records the error
+                pass
+
+
+@dataclass
+class RunResult:
+    records: list[dict[str, Any]]
+    ran: int
+    skipped: int
+    failed: int
+
+
+def run_arms(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, *, agent_factory: AgentFactory,
+             config: dict[str, Any], workers: int = 1, max_scenario_words: int | None = None,
+             progress: bool = True, warmup: bool = True) -> RunResult:
+    """Run ``arms`` × ``cases`` into ``out/per_question.jsonl``, skipping cases already finished there.
+
+    With ``warmup``, each (generator, adapter) group first answers one case untimed, so lazily loaded models
+    (index, embedder, LLM) are not billed to whichever case happens to run first.
+    ``config`` (index, k, generator options, …) is saved in ``out/run.json``; resuming into a folder written
+    with a different configuration is refused, since its records would not be comparable.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    run_file, rec_file = out / RUN, out / RECORDS
+    if run_file.exists():
+        previous = json.loads(run_file.read_text(encoding="utf-8"))
+        if previous != config:
+            diff = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
+            raise EvaluationError(f"{out}: holds results of a different configuration (differs in: "
+                                  f"{', '.join(diff)}); use another --out or --overwrite")
+    else:
+        _atomic_write(run_file, json.dumps(config, indent=2, ensure_ascii=False))
+    records = load_records(rec_file)
+    failed_before = {(r["arm"], r["case_id"]) for r in records if r.get("error")}
+    kept = [r for r in records if (r["arm"], r["case_id"]) not in failed_before]
+    if rec_file.exists():  # rewritten without failed cases and any line a crash cut short
+        _atomic_write(rec_file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+    done = {(r["arm"], r["case_id"]) for r in kept}
+    # Case-major: every arm answers case 1, then case 2, … so a run stopped early still compares all arms on the
+    # cases it finished (rerun with a smaller --limit to report exactly those).
+    jobs = [(arm, case) for case in cases for arm in arms if (arm.name, case.id) not in done]
+    skipped = len(arms) * len(cases) - len(jobs)
+    if skipped:
+        log.info("resuming: %d arm×case results already in %s", skipped, rec_file)
+    agents = {arm.name: agent_factory(arm) for arm in arms}
+    if warmup and jobs:
+        _warm_up(agents, [arm for arm, _ in jobs], jobs[0][1])
+    write_lock = threading.Lock()
+    failed = 0
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), desc="evaluate", unit="case")
+
+    def work(arm: Arm, case: Case) -> list[dict[str, Any]]:
+        return evaluate_case(agents[arm.name], arm, case, max_scenario_words=max_scenario_words)
+
+    with rec_file.open("a", encoding="utf-8") as fh:
+        def write(rows: list[dict[str, Any]]) -> None:
+            nonlocal failed
+            with write_lock:
+                fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+                fh.flush()
+                kept.extend(rows)
+                failed += rows[0]["error"] is not None
+                if bar is not None:
+                    bar.set_postfix_str(rows[0]["arm"])
+                    bar.update(1)
+
+        if workers <= 1:
+            for arm, case in jobs:
+                write(work(arm, case))
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(work, arm, case) for arm, case in jobs]
+                for fut in as_completed(futures):
+                    write(fut.result())
+    if bar is not None:
+        bar.close()
+    return RunResult(kept, ran=len(jobs), skipped=skipped, failed=failed)

@@ -1,0 +1,134 @@
+"""The runner on the real graph (demo index, real embedder, extractive generator): outputs, robustness, resume."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from clinrag.cases import Case, load_cases
+from clinrag.evaluation.pipeline import run_evaluation
+from clinrag.evaluation.runner import EvaluationError, plan_arms, text_length, truncate_scenario
+from clinrag.plugins.strategies import strategies
+from clinrag.plugins.strategies.decomposition import DecompositionStrategy
+
+pytestmark = pytest.mark.slow
+
+
+class ExplodingStrategy(DecompositionStrategy):
+    """Wiring only: the real decomposition strategy, except that it raises on cases whose id says so."""
+
+    name = "test-exploding"
+
+    def translate(self, case, llm=None, budget=None):
+        if "explode" in case.id:
+            raise RuntimeError(f"strategy failed on {case.id}")
+        return super().translate(case, llm, budget)
+
+
+if "test-exploding" not in strategies.names():
+    strategies.register("test-exploding", ExplodingStrategy)
+
+CHINESE = Case(id="zh-1", clinical_scenario="患者男性，65岁，胸痛3小时，心电图示II、III、aVF导联ST段抬高。",
+               questions=["最可能的诊断是什么？", "首选的再灌注治疗是什么？"],
+               answers=["急性下壁心肌梗死", "直接经皮冠状动脉介入治疗"], language="zh")
+LONG = Case(id="very-long-1", clinical_scenario=" ".join(["A 70-year-old man has chest pain."] * 60),
+            questions=["What is the most likely diagnosis?"], answers=["Myocardial infarction"])
+EXPLODE = Case(id="explode-1", clinical_scenario="A woman with fever.", questions=["What next?", "Why?"],
+               answers=["blood cultures", "sepsis"], evidence=[["x"], ["y"]])
+
+
+def test_truncate_scenario_counts_cjk_characters():
+    assert text_length("患者男性 has fever") == 6
+    cut, note = truncate_scenario(CHINESE, 10)
+    assert cut.clinical_scenario.startswith("患者男性，65岁，胸痛") and "zh-1" in note
+    assert truncate_scenario(CHINESE, 1000) == (CHINESE, None)
+
+
+
+def _demo_cases():
+    from pathlib import Path
+
+    return load_cases(Path(__file__).resolve().parents[2] / "examples" / "demo" / "cases.jsonl")[:2]
+
+
+def test_run_evaluation_end_to_end_robust_and_resumable(demo_index_dir, tmp_path, caplog):
+    cases = [*_demo_cases(), CHINESE, LONG, EXPLODE]
+    arms = plan_arms(["decomposition", "test-exploding"], ["extractive"])
+    out = tmp_path / "eval"
+    with caplog.at_level(logging.WARNING, logger="clinrag.evaluation"):  # two worker threads share the graph
+        metrics = run_evaluation(cases, arms, out, index=demo_index_dir, k=3, max_scenario_words=100,
+                                 progress=False, n_resamples=200, workers=2)
+    # the over-long scenario is truncated with a warning naming the case
+    assert any("very-long-1" in r.getMessage() and "truncated" in r.getMessage() for r in caplog.records)
+    # the failing case is recorded with its error in the one arm where it fails; the run went on
+    rows = [json.loads(line) for line in (out / "per_question.jsonl").read_text(encoding="utf-8").splitlines()]
+    failed = [r for r in rows if r["error"]]
+    assert {(r["arm"], r["case_id"]) for r in failed} == {("test-exploding", "explode-1")}
+    assert "RuntimeError: strategy failed on explode-1" in failed[0]["error"]
+    assert len(failed) == 2 and all(r["metrics"]["hit@5"] == 0.0 for r in failed)
+    assert metrics["_run"] == {"ran": 15, "skipped": 0, "failed": 1}
+    # the Chinese case ran end to end, one answer per question
+    zh = [r for r in rows if r["case_id"] == "zh-1" and r["arm"] == "decomposition"]
+    assert len(zh) == 2 and all(r["answer"] and r["case"]["structure_ok"] for r in zh)
+    long_rows = [r for r in rows if r["case_id"] == "very-long-1"]
+    assert all("very-long-1" in r["case"]["notes"][0] for r in long_rows)
+
+    saved = json.loads((out / "metrics.json").read_text())
+    n_q = sum(c.n_questions for c in cases)
+    assert (saved["cases"], saved["questions"]) == (5, n_q)
+    assert set(saved["arms"]) == {"decomposition", "test-exploding", "no-retrieval"}
+    d = saved["arms"]["decomposition"]
+    assert set(d["retrieval"]) == {"hit@5", "recall@10", "mrr@10", "ndcg@10"}
+    assert d["retrieval"]["hit@5"] > 0.5  # the demo KB holds the gold passages of the demo cases
+    assert set(d["answers"]) == {"token_f1", "rouge_l", "mcq_accuracy", "numeric_accuracy"}
+    assert d["answers"]["mcq_accuracy"] is not None and d["answers"]["numeric_accuracy"] is None
+    assert 0 < d["summary"]["rouge_l"] <= 1
+    assert d["structure"]["one_answer_per_question"] == 1.0
+    assert set(d["cost"]) == {"llm_calls_per_case", "tokens_per_case", "seconds_per_case_p50", "seconds_per_case_p95"}
+    assert d["cost"]["llm_calls_per_case"] == 0  # extractive + rule-based decomposition
+    assert saved["arms"]["no-retrieval"]["retrieval"] is None
+    assert saved["arms"]["test-exploding"]["errors"] == 1
+    assert saved["arms"]["test-exploding"]["structure"]["one_answer_per_question"] == pytest.approx(4 / 5)
+    assert any(c["b"] == "no-retrieval" and c["metric"] == "token_f1" for c in saved["comparisons"])
+    report = (out / "report.md").read_text()
+    assert "| `decomposition` |" in report and "**" in report and "Paired differences" in report
+    for png in ("metrics_by_arm.png", "cost_vs_quality.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # rerun: finished cases are skipped, the failed one is retried (and fails again)
+    again = run_evaluation(cases, arms, out, index=demo_index_dir, k=3, max_scenario_words=100, progress=False,
+                           n_resamples=200)
+    assert again["_run"] == {"ran": 1, "skipped": 14, "failed": 1}
+    rows2 = (out / "per_question.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows2) == len(rows)  # the retried case replaced its old records
+    assert again["arms"]["decomposition"] == saved["arms"]["decomposition"] | {
+        "cost": again["arms"]["decomposition"]["cost"]}
+
+    with pytest.raises(EvaluationError, match="differs in: k"):
+        run_evaluation(cases, arms, out, index=demo_index_dir, k=4, progress=False)
+
+
+def test_adapter_arms_run_base_and_adapter(demo_index_dir, smollm2_dir, tmp_path):
+    """The real SmolLM2 through the hf generator, with --adapter: each strategy runs on the base model and with a
+    (real, freshly initialised) LoRA adapter; LLM calls and generated tokens are counted per case."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    adapter = tmp_path / "lora-test"
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(smollm2_dir)),
+                           LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model.save_pretrained(adapter)
+    arms = plan_arms(["none"], ["hf"], str(adapter), no_retrieval=False)
+    cases = _demo_cases()[:1]
+    metrics = run_evaluation(cases, arms, tmp_path / "ad", index=demo_index_dir, k=1, progress=False,
+                             generator_options={"model": str(smollm2_dir), "max_new_tokens": 4}, n_resamples=100)
+    assert set(metrics["arms"]) == {"none@hf", "none@hf+lora-test"}
+    assert all(b["errors"] == 0 for b in metrics["arms"].values())
+    assert metrics["arms"]["none@hf+lora-test"]["config"]["adapter"] == str(adapter)
+    assert any(c["why"] == "adapter vs base" and c["a"] == "none@hf+lora-test" for c in metrics["comparisons"])
+    for block in metrics["arms"].values():
+        assert block["cost"]["llm_calls_per_case"] >= cases[0].n_questions + 1  # answers + summary
+        assert 0 < block["cost"]["tokens_per_case"] <= 4 * (cases[0].n_questions + 1)
+        assert block["answers"]["mcq_accuracy"] is not None and 0 <= block["answers"]["token_f1"] <= 1
