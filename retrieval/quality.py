@@ -1,7 +1,7 @@
 """Retrieval quality of an index on case files with gold evidence: hit@5, recall@10, MRR@10 per mode.
 
 Every question of every case is one query (its text as written); its gold set is that question's ``evidence``
-ids (questions without evidence are counted and skipped). All questions go through ONE batched retrieve call per
+ids (questions without evidence are counted and skipped). In a chunked index a chunk counts as its document. All questions go through ONE batched retrieve call per
 mode. The metric functions are the project's (:mod:`clinrag.evaluation.metrics`), not copies.
 
     clinrag index evaluate INDEX cases/medquad_multi_dev.jsonl cases/pubmedqa_dev.jsonl
@@ -43,7 +43,8 @@ def evaluate_cases(retriever: Any, cases_path: str | Path, modes: Sequence[str |
         start = time.perf_counter()
         hits = retriever.retrieve(queries, 10, mode=mode)
         seconds = time.perf_counter() - start
-        ranked = [[h.id for h in row] for row in hits]
+        # A chunk counts as its document: gold evidence names documents (metrics dedupe repeated ids).
+        ranked = [[str(h.passage.metadata.get("doc_id", h.id)) for h in row] for row in hits]
         n = max(len(ranked), 1)
         result["modes"][mode.value] = {
             "hit@5": sum(hit_at_k(r, g, 5) for r, g in zip(ranked, golds)) / n,
