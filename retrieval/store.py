@@ -88,6 +88,7 @@ def atomic_dir_write(out: Path, write: Callable[[Path], None]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; an index folder is meant to be shared
         write(tmp)
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -110,6 +111,13 @@ def _embedder_config(embedder: Any, dimension: int) -> dict[str, Any]:
     return {"name": info.pop("embedder", embedder.name), "dimension": int(dimension), "normalized": True, **info}
 
 
+def _matches(value: Any, accepted: set[Any]) -> bool:
+    try:
+        return value in accepted
+    except TypeError:  # unhashable metadata (a list): match if any element is accepted
+        return isinstance(value, (list, tuple)) and any(_matches(v, accepted) for v in value)
+
+
 def _filter_mask(passages: Sequence[Passage], filters: Mapping[str, Any] | None) -> np.ndarray | None:
     """Rows whose metadata matches every filter (a value, or a list/tuple/set of accepted values)."""
     if not filters:
@@ -121,7 +129,7 @@ def _filter_mask(passages: Sequence[Passage], filters: Mapping[str, Any] | None)
             values = [p.title for p in passages]
         else:
             values = [p.metadata.get(key) for p in passages]
-        mask &= np.fromiter((v in accepted for v in values), dtype=bool, count=len(passages))
+        mask &= np.fromiter((_matches(v, accepted) for v in values), dtype=bool, count=len(passages))
     return mask
 
 

@@ -177,3 +177,15 @@ def test_empty_and_duplicate_builds_are_errors(embedder):
         PassageIndex.build([], embedder)
     with pytest.raises(ClinragError, match="duplicate passage id 'a'"):
         PassageIndex.build([Passage("a", "x"), Passage("a", "y")], embedder)
+
+
+def test_filter_values_lists_and_missing_keys():
+    from clinrag.retrieval.store import _filter_mask
+
+    ps = [Passage("a", "x", metadata={"tags": ["x", "y"], "source": "s1"}), Passage("b", "x", metadata={"tags": "z"}),
+          Passage("c", "x", "T")]
+    assert _filter_mask(ps, {"tags": "y"}).tolist() == [True, False, False]  # list-valued metadata: any element
+    assert _filter_mask(ps, {"tags": ["z", "q"]}).tolist() == [False, True, False]  # accepted values: any of them
+    assert _filter_mask(ps, {"source": "s1", "tags": "x"}).tolist() == [True, False, False]  # all filters must hold
+    assert _filter_mask(ps, {"title": "T"}).tolist() == [False, False, True]
+    assert _filter_mask(ps, None) is None
