@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "clinrag.cli.answer",
     "clinrag.cli.index",
     "clinrag.cli.plugins",
+    "clinrag.cli.serve",
+    "clinrag.cli.vocab",
 ]
 
 for _name in COMMAND_MODULES:

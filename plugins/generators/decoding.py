@@ -1,0 +1,215 @@
+"""Batched greedy decoding that computes a shared prompt prefix once.
+
+All sub-questions of a case share their first tokens (system prompt + scenario); only the passages and the
+question differ. :func:`greedy_generate` therefore
+
+1. finds the longest common token prefix of the batch and runs it through the model **once** (batch 1);
+2. runs each differing suffix on top of that cache on its own (batch 1: no FLOPs on padding, unmasked
+   attention), then lays the rows out **left-padded inside the sequence**: a row of the batch cache reads
+   ``[prefix][pad … pad][suffix]`` with the pads masked out of attention and explicit ``position_ids`` that
+   continue from the prefix, so every real token sits at the position it would have without padding
+   (``rowwise_prefill=False`` instead runs the padded suffixes as one batch: same layout, one forward);
+3. decodes greedily, all rows in one forward per token, dropping finished rows (and their cache rows) as
+   they hit EOS or their token limit.
+
+Tokens are identical to per-prompt greedy decoding up to floating-point summation order (padding changes
+the shapes of the matrix products); the test suite and ``benchmarks/bench_answer.py`` check equality.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class DecodeStats:
+    """What one :func:`greedy_generate` call did (for usage reports and the benchmark)."""
+
+    batch: int = 0
+    shared_prefix_tokens: int = 0
+    prompt_tokens: list[int] = field(default_factory=list)
+    forward_calls: int = 0
+    prefill_seconds: float = 0.0  # shared prefix + padded suffixes
+    decode_seconds: float = 0.0  # one token per step for the rows still running
+
+
+def common_prefix_length(seqs: Sequence[Sequence[int]]) -> int:
+    if not seqs:
+        return 0
+    first, n = seqs[0], min(len(s) for s in seqs)
+    for i in range(n):
+        tok = first[i]
+        if any(s[i] != tok for s in seqs[1:]):
+            return i
+    return n
+
+
+def supports_prefix_decoding(model: Any) -> bool:
+    """Our loop needs a decoder-only model whose forward takes ``position_ids`` and a KV cache."""
+    if getattr(model.config, "is_encoder_decoder", False):
+        return False
+    params = set(inspect.signature(model.forward).parameters)
+    return {"position_ids", "past_key_values", "attention_mask"} <= params
+
+
+def _forward(model: Any, keep_last: bool, **kwargs: Any) -> Any:
+    if keep_last and _accepts_logits_to_keep(model):
+        kwargs["logits_to_keep"] = 1  # only the last position's logits: skips a (tokens × vocab) product
+    return model(**kwargs, use_cache=True)
+
+
+def _accepts_logits_to_keep(model: Any) -> bool:
+    cached = getattr(model, "_clinrag_logits_to_keep", None)
+    if cached is None:
+        cached = "logits_to_keep" in inspect.signature(model.forward).parameters
+        try:
+            model._clinrag_logits_to_keep = cached
+        except AttributeError:
+            pass
+    return bool(cached)
+
+
+def _plain_dynamic(cache: Any) -> bool:
+    """Row-wise prefill edits the cache tensors directly: only plain (non-sliding) dynamic layers qualify."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def _prefill_padded(model: Any, cache: Any, shared: int, suffixes: list[list[int]], pad_id: int,
+                    stats: DecodeStats) -> tuple[Any, Any, Any]:
+    """All suffixes in one forward, left-padded after the (repeated) prefix, pads masked out."""
+    import torch
+
+    device, bsz = model.device, len(suffixes)
+    if shared:
+        cache.batch_repeat_interleave(bsz)
+    width = max(len(s) for s in suffixes)
+    input_ids = torch.full((bsz, width), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros((bsz, shared + width), dtype=torch.long, device=device)
+    mask[:, :shared] = 1
+    for i, s in enumerate(suffixes):
+        input_ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long, device=device)
+        mask[i, shared + width - len(s):] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+    out = _forward(model, True, input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                   past_key_values=cache)
+    stats.forward_calls += 1
+    return out.logits[:, -1, :], mask, positions[:, -1] + 1
+
+
+def _prefill_rowwise(model: Any, cache: Any, shared: int, suffixes: list[list[int]],
+                     stats: DecodeStats) -> tuple[Any, Any, Any]:
+    """Each suffix alone (batch 1, no padding) on top of the prefix cache; then one padded batch cache
+    ``[prefix][zeros][suffix_i]`` per layer with the zeros masked, exactly the padded layout."""
+    import torch
+
+    device, bsz = model.device, len(suffixes)
+    width = max(len(s) for s in suffixes)
+    rows_kv, logits = [], []
+    for s in suffixes:
+        ids = torch.tensor([s], dtype=torch.long, device=device)
+        pos = torch.arange(shared, shared + len(s), device=device)[None]
+        out = _forward(model, True, input_ids=ids, position_ids=pos, past_key_values=cache)
+        stats.forward_calls += 1
+        logits.append(out.logits[:, -1, :])
+        rows_kv.append([(layer.keys[:, :, shared:], layer.values[:, :, shared:]) for layer in cache.layers])
+        for layer in cache.layers:  # back to the prefix alone for the next row
+            layer.keys, layer.values = layer.keys[:, :, :shared], layer.values[:, :, :shared]
+    for li, layer in enumerate(cache.layers):  # one preallocated tensor per layer: a single copy of each row
+        for name in ("keys", "values"):
+            prefix = getattr(layer, name)
+            full = prefix.new_zeros((bsz, prefix.shape[1], shared + width, prefix.shape[3]))
+            full[:, :, :shared] = prefix
+            for i, kv in enumerate(rows_kv):
+                part = kv[li][0 if name == "keys" else 1]
+                full[i, :, shared + width - part.shape[2]:] = part[0]
+            setattr(layer, name, full)
+    mask = torch.zeros((bsz, shared + width), dtype=torch.long, device=device)
+    mask[:, :shared] = 1
+    for i, s in enumerate(suffixes):
+        mask[i, shared + width - len(s):] = 1
+    next_pos = torch.tensor([shared + len(s) for s in suffixes], dtype=torch.long, device=device)
+    return torch.cat(logits, dim=0), mask, next_pos
+
+
+def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int | Sequence[int],
+                    eos_ids: Iterable[int],
+                    pad_id: int, share_prefix: bool = True, min_shared: int = 8, rowwise_prefill: bool = True,
+                    stats: DecodeStats | None = None) -> list[list[int]]:
+    """Greedy continuations (EOS excluded) of each prompt, decoded as one batch.
+
+    ``max_new_tokens`` is one limit for all rows or one per row (a server batches requests with different
+    limits). ``share_prefix=False`` (or a shared prefix shorter than ``min_shared`` tokens) runs the whole
+    prompts left-padded in one batch without the prefix step.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    stats = stats if stats is not None else DecodeStats()
+    bsz = len(prompts)
+    stats.batch, stats.prompt_tokens = bsz, [len(p) for p in prompts]
+    if bsz == 0:
+        return []
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("empty prompt")
+    eos = set(int(e) for e in eos_ids)
+    device = model.device
+    results: list[list[int]] = [[] for _ in range(bsz)]
+    limits = ([int(max_new_tokens)] * bsz if isinstance(max_new_tokens, int) else [int(n) for n in max_new_tokens])
+    if len(limits) != bsz:
+        raise ValueError(f"{len(limits)} max_new_tokens for {bsz} prompts")
+    if max(limits) <= 0:
+        return results
+
+    shared = common_prefix_length(prompts) if share_prefix and bsz > 1 else 0
+    shared = min(shared, min(len(p) for p in prompts) - 1)  # every row keeps ≥ 1 suffix token
+    if shared < min_shared:
+        shared = 0
+    stats.shared_prefix_tokens = shared
+
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        cache = DynamicCache(config=model.config)
+        if shared:
+            prefix = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=device)
+            _forward(model, True, input_ids=prefix, past_key_values=cache)
+            stats.forward_calls += 1
+        suffixes = [list(p[shared:]) for p in prompts]
+        if rowwise_prefill and _plain_dynamic(cache):
+            logits, mask, next_pos = _prefill_rowwise(model, cache, shared, suffixes, stats)
+        else:
+            logits, mask, next_pos = _prefill_padded(model, cache, shared, suffixes, pad_id, stats)
+        active = torch.arange(bsz, device=device)
+        padded = bool((mask == 0).any())  # no padding: let attention take its unmasked fast path
+        t1 = time.perf_counter()
+        stats.prefill_seconds = t1 - t0
+
+        while True:
+            tokens = logits.argmax(dim=-1)
+            keep = []
+            for row, (b, t) in enumerate(zip(active.tolist(), tokens.tolist())):
+                if t in eos or len(results[b]) >= limits[b]:
+                    continue
+                results[b].append(t)
+                if len(results[b]) < limits[b]:
+                    keep.append(row)
+            if not keep:
+                break
+            if len(keep) < active.shape[0]:
+                idx = torch.tensor(keep, dtype=torch.long, device=device)
+                cache.batch_select_indices(idx)
+                mask, tokens, next_pos, active = mask[idx], tokens[idx], next_pos[idx], active[idx]
+                padded = bool((mask == 0).any())
+            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+            logits = _forward(model, False, input_ids=tokens[:, None], attention_mask=mask if padded else None,
+                              position_ids=next_pos[:, None], past_key_values=cache).logits[:, -1, :]
+            stats.forward_calls += 1
+            next_pos = next_pos + 1
+    stats.decode_seconds = time.perf_counter() - t1
+    return results
