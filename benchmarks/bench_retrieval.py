@@ -110,11 +110,18 @@ def bench_batched(index_dir: Path, n_cases: int, repeats: int) -> dict:
         r = IndexRetriever(index_dir, mode=mode)
         r.retrieve(batches[0], 10)  # load index + model
         batched_s, single_s = [], []
-        for _ in range(repeats):
-            t, _ = timed(lambda: [r.retrieve(b, 10) for b in batches])
-            batched_s.append(t)
-            t, _ = timed(lambda: [r.retrieve([q], 10) for b in batches for q in b])
-            single_s.append(t)
+        for rep in range(repeats):
+            # Interleaved per case, alternating which goes first, so load drift on a shared machine hits both.
+            tb = ts = 0.0
+            for i, b in enumerate(batches):
+                order = ("batched", "single") if (i + rep) % 2 == 0 else ("single", "batched")
+                for which in order:
+                    if which == "batched":
+                        tb += timed(r.retrieve, b, 10)[0]
+                    else:
+                        ts += timed(lambda: [r.retrieve([q], 10) for q in b])[0]
+            batched_s.append(tb)
+            single_s.append(ts)
         out[mode] = {"batched_seconds": batched_s, "one_at_a_time_seconds": single_s,
                      "batched_ms_per_case": 1000 * min(batched_s) / len(batches),
                      "one_at_a_time_ms_per_case": 1000 * min(single_s) / len(batches),
