@@ -37,20 +37,24 @@ class Agent:
 def build_agent(index: str | Path | Any, *, strategy: str = "decomposition", generator: str = "extractive",
                 k: int = 5, strategy_options: dict[str, Any] | None = None,
                 generator_options: dict[str, Any] | None = None, translator_llm: Any = None,
-                translator_model: str | None = None, llm_budget: int | None = None) -> Agent:
+                translator_model: str | None = None, llm_budget: int | None = None,
+                retrieval_mode: str = "dense") -> Agent:
     """An :class:`Agent` over an index folder (or any object with ``retrieve``) using named plugins.
 
     ``translator_model`` (hub id, folder or .gguf) loads a separate ``hf`` LLM for query translation;
-    otherwise strategies use the answering generator's LLM, if it has one.
+    otherwise strategies use the answering generator's LLM, if it has one. ``retrieval_mode`` (dense, bm25,
+    hybrid) applies when ``index`` is a folder.
     """
     from clinrag.plugins.generators import generators
     from clinrag.plugins.strategies import get_strategy
     from clinrag.retrieval.retriever import IndexRetriever
+    from clinrag.retrieval.store import RetrievalMode
 
     # Plugin names are checked before anything heavy (index, models) is loaded.
     strategy_obj = get_strategy(strategy, **(strategy_options or {}))
     generator_cls = generators.get_class(generator)
-    retriever = index if hasattr(index, "retrieve") else IndexRetriever(index)
+    mode = RetrievalMode.parse(retrieval_mode)
+    retriever = index if hasattr(index, "retrieve") else IndexRetriever(index, mode=mode)
     gen_opts = dict(generator_options or {})
     if generator == "extractive" and "embedder" not in gen_opts and hasattr(retriever, "embedder"):
         gen_opts["embedder"] = retriever.embedder  # share the loaded embedding model

@@ -2,7 +2,9 @@
 
 RRF score of a passage = Σ_lists weight / (k + rank), with **1-based** ranks (the first hit has rank 1), as
 in Cormack et al. (2009). Each list is deduplicated by passage id before fusing, so a passage repeated
-within one list counts once, at its best rank.
+within one list counts once, at its best rank. The fused output's ``Hit.rank`` is 0-based like every hit list
+(``Hit.score`` is the fused score). This is the project's one RRF: hybrid dense+BM25 search and the query
+strategies both call it.
 """
 
 from __future__ import annotations
@@ -54,9 +56,11 @@ def rrf(lists: Sequence[Sequence[Hit]], k: int | None = None, *, rrf_k: int = 60
     return _reranked(fused, k)
 
 
-def fuse(lists: Sequence[Sequence[Hit]], method: str, k: int | None = None, *, rrf_k: int = 60) -> list[Hit]:
+def fuse(lists: Sequence[Sequence[Hit]], method: str, k: int | None = None, *, rrf_k: int = 60,
+         weights: Sequence[float] | None = None) -> list[Hit]:
+    """Combine ranked lists by ``method`` (``union`` or ``rrf``); the fused hits carry 0-based ``rank``."""
     if method == "union":
         return union(lists, k)
     if method == "rrf":
-        return rrf(lists, k, rrf_k=rrf_k)
+        return rrf(lists, k, rrf_k=rrf_k, weights=weights)
     raise ValueError(f"unknown fusion {method!r} (valid: union, rrf)")

@@ -1,57 +1,116 @@
-"""Read passages from JSONL (``{id, title, text, ...metadata}``), plain .txt/.md files and folders."""
+"""Read passages from JSONL (``{id, title, text, ...metadata}``), plain .txt/.md files and folders, and HF datasets.
+
+Problems are reported, never papered over: a duplicate id names both places it came from, an empty text names
+its file and line, and nothing is merged silently.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from clinrag.errors import ClinragError
 from clinrag.types import Passage
 
 TEXT_SUFFIXES = (".txt", ".md")
+HF_PREFIX = "hf:"
 
 
 class PassageError(ClinragError, ValueError):
     pass
 
 
-def _jsonl(path: Path) -> Iterator[Passage]:
+def _record(raw: Any, where: str) -> Passage:
+    """One ``{id, title, text, ...}`` mapping -> Passage; ``where`` names the file/line or dataset row."""
+    if not isinstance(raw, Mapping):
+        raise PassageError(f"{where}: expected a JSON object")
+    raw = dict(raw)
+    pid, text = raw.pop("id", None), raw.pop("text", None)
+    if pid is None or (isinstance(pid, str) and not pid.strip()):
+        raise PassageError(f"{where}: field 'id': required and non-empty")
+    if not isinstance(text, str) or not text.strip():
+        raise PassageError(f"{where}: field 'text': passage {pid!r} has no text")
+    title = raw.pop("title", "") or ""
+    return Passage(id=str(pid), text=text, title=str(title), metadata=raw)
+
+
+def _jsonl(path: Path) -> Iterator[tuple[Passage, str]]:
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
+            where = f"{path}: line {lineno}"
             try:
                 raw = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise PassageError(f"{path}: line {lineno}: invalid JSON: {exc.msg}") from None
-            if not isinstance(raw, dict):
-                raise PassageError(f"{path}: line {lineno}: expected a JSON object")
-            pid, text = raw.pop("id", None), raw.pop("text", None)
-            if pid is None or (isinstance(pid, str) and not pid.strip()):
-                raise PassageError(f"{path}: line {lineno}: field 'id': required and non-empty")
-            if not isinstance(text, str) or not text.strip():
-                raise PassageError(f"{path}: line {lineno}: field 'text': passage {pid!r} has no text")
-            title = raw.pop("title", "") or ""
-            yield Passage(id=str(pid), text=text, title=str(title), metadata=raw)
+                raise PassageError(f"{where}: invalid JSON: {exc.msg}") from None
+            yield _record(raw, where), where
 
 
-def _text_file(path: Path, root: Path | None) -> Passage:
+def _text_file(path: Path, root: Path | None) -> tuple[Passage, str]:
     text = path.read_text(encoding="utf-8")
     if not text.strip():
         raise PassageError(f"{path}: file is empty")
     rel = path.relative_to(root).as_posix() if root else path.name
     title = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.strip()), path.stem)
-    return Passage(id=rel, text=text.strip(), title=title, metadata={"source": str(path)})
+    return Passage(id=rel, text=text.strip(), title=title, metadata={"source": str(path)}), str(path)
 
 
-def iter_passages(sources: Iterable[str | Path]) -> Iterator[Passage]:
-    """Passages from every source, in order. Folders are walked (sorted) for .jsonl/.txt/.md files."""
+def _is_saved_dataset(path: Path) -> bool:
+    return path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists())
+
+
+def iter_dataset(dataset: Any, name: str = "dataset") -> Iterator[tuple[Passage, str]]:
+    """Rows of a Hugging Face ``Dataset`` with ``id`` and ``text`` columns (``title`` and others optional)."""
+    for i, row in enumerate(dataset):
+        where = f"{name}: row {i}"
+        yield _record(row, where), where
+
+
+def _load_hf(spec: str) -> tuple[Any, str]:
+    """``hf:NAME[:SPLIT]`` (hub id or local dataset script/folder; offline, only cached datasets load)."""
+    import datasets
+
+    name, _, split = spec[len(HF_PREFIX):].partition(":")
+    try:
+        return datasets.load_dataset(name, split=split or "train"), spec
+    except Exception as exc:  # datasets raises many types; the user needs the reason, one line
+        raise PassageError(f"{spec}: cannot load dataset: {str(exc).splitlines()[0]}") from None
+
+
+def _load_saved(path: Path) -> Any:
+    import datasets
+
+    ds = datasets.load_from_disk(str(path))
+    if isinstance(ds, datasets.DatasetDict):
+        if "train" not in ds:
+            raise PassageError(f"{path}: dataset has splits {sorted(ds)}; pass one split's folder")
+        ds = ds["train"]
+    return ds
+
+
+def iter_passages(sources: Iterable[str | Path | Any]) -> Iterator[tuple[Passage, str]]:
+    """(passage, where it came from) for every source, in order.
+
+    A source is a .jsonl/.txt/.md file, a folder (walked sorted for those files, or a ``save_to_disk`` dataset),
+    ``hf:NAME[:SPLIT]``, or a ``datasets.Dataset`` object.
+    """
     for src in sources:
+        if hasattr(src, "column_names") and not isinstance(src, (str, Path)):
+            yield from iter_dataset(src, getattr(src, "info", None) and src.info.dataset_name or "dataset")
+            continue
+        if isinstance(src, str) and src.startswith(HF_PREFIX):
+            ds, name = _load_hf(src)
+            yield from iter_dataset(ds, name)
+            continue
         path = Path(src)
         if not path.exists():
             raise PassageError(f"{path}: not found")
-        if path.is_dir():
+        if _is_saved_dataset(path):
+            yield from iter_dataset(_load_saved(path), str(path))
+        elif path.is_dir():
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 if child.suffix == ".jsonl":
                     yield from _jsonl(child)
@@ -62,17 +121,26 @@ def iter_passages(sources: Iterable[str | Path]) -> Iterator[Passage]:
         elif path.suffix in TEXT_SUFFIXES:
             yield _text_file(path, None)
         else:
-            raise PassageError(f"{path}: unsupported passage file (valid: .jsonl, .txt, .md, or a folder)")
+            raise PassageError(f"{path}: unsupported passage file (valid: .jsonl, .txt, .md, a folder, "
+                               f"a saved HF dataset folder, or hf:NAME[:SPLIT])")
 
 
-def load_passages(sources: Iterable[str | Path]) -> list[Passage]:
-    """All passages; duplicate ids are an error naming both sources, never silently merged."""
-    passages = list(iter_passages(sources))
-    seen: set[str] = set()
-    for p in passages:
+def check_unique(items: Iterable[tuple[Passage, str]], known: Mapping[str, str] | None = None) -> list[Passage]:
+    """The passages, or an error naming both places a duplicate id came from (never merged silently)."""
+    seen: dict[str, str] = dict(known or {})
+    out = []
+    for p, where in items:
         if p.id in seen:
-            raise PassageError(f"duplicate passage id {p.id!r}")
-        seen.add(p.id)
+            raise PassageError(f"duplicate passage id {p.id!r}: {where} and {seen[p.id]}")
+        seen[p.id] = where
+        out.append(p)
+    return out
+
+
+def load_passages(sources: Iterable[str | Path | Any]) -> list[Passage]:
+    """All passages from ``sources`` (see :func:`iter_passages`); duplicate ids and empty texts are errors."""
+    sources = list(sources)
+    passages = check_unique(iter_passages(sources))
     if not passages:
         raise PassageError("no passages found in " + ", ".join(map(str, sources)))
     return passages

@@ -1,8 +1,12 @@
-"""The retriever the agent calls: batched queries in, ranked passages out."""
+"""The retriever the agent calls: batched queries in, ranked passages out.
+
+All queries of a call are embedded in ONE encode call and searched in ONE FAISS (and one BM25) call: a case's
+sub-questions cost one batch, not one round trip each.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -10,6 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from clinrag.types import Hit, Query
+
+from .store import RetrievalMode
 
 
 @runtime_checkable
@@ -20,25 +26,44 @@ class Retriever(Protocol):
 
 
 class IndexRetriever:
-    """Dense retrieval over a saved index folder; the index and embedder load on first use."""
+    """Retrieval over a saved index folder (or a loaded :class:`PassageIndex`); both load on first use.
 
-    def __init__(self, index_dir: str | Path, *, embedder: Any = None) -> None:
-        self.index_dir = Path(index_dir)
+    ``mode``: ``dense`` | ``bm25`` | ``hybrid`` (RRF of both with ``rrf_k``, 1-based ranks, optional
+    ``weights`` = (dense, bm25)). ``filters``: metadata that every hit must match, e.g. ``{"source": "MedQuAD"}``.
+    """
+
+    def __init__(self, index_dir: str | Path | Any, *, embedder: Any = None, mode: str | RetrievalMode = "dense",
+                 filters: Mapping[str, Any] | None = None, rrf_k: int = 60,
+                 weights: Sequence[float] | None = None, depth: int | None = None) -> None:
+        self._index = None if isinstance(index_dir, (str, Path)) else index_dir
+        self.index_dir = Path(index_dir) if isinstance(index_dir, (str, Path)) else None
         self._embedder = embedder
+        self.mode = RetrievalMode.parse(mode)
+        self.filters = dict(filters or {})
+        self.rrf_k, self.weights, self.depth = rrf_k, weights, depth
 
     @cached_property
     def index(self) -> Any:
-        from .store import DenseIndex
+        if self._index is not None:
+            return self._index
+        from .store import PassageIndex
 
-        return DenseIndex.load(self.index_dir)
+        return PassageIndex.load(self.index_dir)
 
     @cached_property
     def embedder(self) -> Any:
+        """The index's embedder (same name and prefixes), unless one was given.
+
+        Precision is ``auto`` for queries whatever the build used: bf16 and fp32 vectors agree to cosine ~0.99999.
+        """
         if self._embedder is not None:
+            self.index.check_embedder(self._embedder)
             return self._embedder
         from .embedder import SentenceTransformerEmbedder
 
-        return SentenceTransformerEmbedder(self.index.embedder_name)
+        cfg = self.index.embedder_config
+        return SentenceTransformerEmbedder(cfg["name"], query_prefix=cfg.get("query_prefix", ""),
+                                           passage_prefix=cfg.get("passage_prefix", ""))
 
     def embed(self, queries: Sequence[Query]) -> np.ndarray:
         """One encode call for all queries; a query with ``embed_texts`` gets their re-normalised mean."""
@@ -53,7 +78,13 @@ class IndexRetriever:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return (out / np.maximum(norms, 1e-12)).astype(np.float32)
 
-    def retrieve(self, queries: Sequence[Query], k: int) -> list[list[Hit]]:
+    def retrieve(self, queries: Sequence[Query], k: int, *, mode: str | RetrievalMode | None = None,
+                 filters: Mapping[str, Any] | None = None) -> list[list[Hit]]:
+        """Top-``k`` hits per query (``mode``/``filters`` override the retriever's for this call)."""
         if not queries:
             return []
-        return self.index.search_vectors(self.embed(queries), k)
+        mode = self.mode if mode is None else RetrievalMode.parse(mode)
+        vectors = self.embed(queries) if mode is not RetrievalMode.bm25 else None
+        return self.index.search(k=k, mode=mode, vectors=vectors, texts=[q.text for q in queries],
+                                 filters=self.filters if filters is None else filters, rrf_k=self.rrf_k,
+                                 weights=self.weights, depth=self.depth)

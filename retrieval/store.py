@@ -1,10 +1,15 @@
-"""A persistent dense index: passages + their FAISS index + a JSON manifest, in one folder.
+"""A persistent passage index: passages + FAISS vectors + BM25 state + a JSON manifest, in one folder.
 
 Folder layout (written to a temp folder, then renamed into place, so a crash never leaves half an index)::
 
-    manifest.json     format version, embedder name, dimension, metric, passage count, checksum
+    manifest.json     format, clinrag version, embedder (name, dimension, precision, prefixes, normalised),
+                      index type and parameters, BM25 parameters, chunking, passage count, content checksum,
+                      and the size + sha256 of every other file (truncation and corruption are caught on load)
     passages.jsonl    one passage per line, in FAISS row order
-    dense.faiss       the FAISS index (FAISS's own binary format, no pickle)
+    dense.faiss       the FAISS index (FAISS's own binary format)
+    bm25/             bm25s state: JSON vocabulary and parameters, numpy arrays loaded with allow_pickle=False
+
+Nothing in the folder is a pickle: an index folder can be handed to someone safely.
 """
 
 from __future__ import annotations
@@ -14,38 +19,76 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from clinrag import __version__
-from clinrag.errors import IndexLoadError
+from clinrag.errors import ClinragError, IndexLoadError
 from clinrag.types import Hit, Passage
 
+from .ann import AnnSpec, IndexType, apply_search_params, build_faiss, search_parameters
+from .bm25 import BM25Index
+from .chunking import ChunkSpec, chunk_passages
+from .fusion import rrf
+from .passages import PassageError, check_unique
+
 FORMAT = "clinrag-index"
-FORMAT_VERSION = 1
-MANIFEST, PASSAGES, DENSE = "manifest.json", "passages.jsonl", "dense.faiss"
+FORMAT_VERSION = 2
+MANIFEST, PASSAGES, DENSE, BM25_DIR = "manifest.json", "passages.jsonl", "dense.faiss", "bm25"
+EMBED_FIELDS = "title+text"
+DEFAULT_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "default")
+
+
+class RetrievalMode(str, Enum):
+    """How passages are ranked: dense vectors, BM25, or both fused by reciprocal rank."""
+
+    dense = "dense"
+    bm25 = "bm25"
+    hybrid = "hybrid"
+
+    @classmethod
+    def parse(cls, value: str | RetrievalMode) -> RetrievalMode:
+        try:
+            return cls(value)
+        except ValueError:
+            raise ClinragError(f"unknown retrieval mode {value!r} (valid: {', '.join(m.value for m in cls)})") from None
+
+
+def passage_input(p: Passage) -> str:
+    """The text that is embedded and BM25-indexed: the title carries the topic a window of a long page lacks."""
+    return f"{p.title}\n{p.text}" if p.title else p.text
 
 
 def passages_checksum(passages: Sequence[Passage]) -> str:
     h = hashlib.sha256()
     for p in passages:
-        h.update(p.id.encode())
-        h.update(b"\x00")
-        h.update(p.text.encode())
+        for part in (p.id, p.title, p.text):
+            h.update(part.encode())
+            h.update(b"\x00")
         h.update(b"\x01")
     return h.hexdigest()
 
 
-def atomic_dir_write(out: Path, write: Any) -> None:
+def _file_digest(path: Path) -> dict[str, Any]:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return {"bytes": path.stat().st_size, "sha256": h.hexdigest()}
+
+
+def atomic_dir_write(out: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``out`` (replacing it); clean up on failure."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; an index folder is meant to be shared
         write(tmp)
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -59,45 +102,199 @@ def atomic_dir_write(out: Path, write: Any) -> None:
         raise
 
 
+def same_embedder(a: str, b: str) -> bool:
+    return a == b or (a in DEFAULT_NAMES and b in DEFAULT_NAMES)
+
+
+def _embedder_config(embedder: Any, dimension: int) -> dict[str, Any]:
+    info = embedder.describe() if hasattr(embedder, "describe") else {"embedder": embedder.name}
+    return {"name": info.pop("embedder", embedder.name), "dimension": int(dimension), "normalized": True, **info}
+
+
+def _matches(value: Any, accepted: set[Any]) -> bool:
+    try:
+        return value in accepted
+    except TypeError:  # unhashable metadata (a list): match if any element is accepted
+        return isinstance(value, (list, tuple)) and any(_matches(v, accepted) for v in value)
+
+
+def _filter_mask(passages: Sequence[Passage], filters: Mapping[str, Any] | None) -> np.ndarray | None:
+    """Rows whose metadata matches every filter (a value, or a list/tuple/set of accepted values)."""
+    if not filters:
+        return None
+    mask = np.ones(len(passages), dtype=bool)
+    for key, wanted in filters.items():
+        accepted = set(wanted) if isinstance(wanted, (list, tuple, set, frozenset)) else {wanted}
+        if key == "title":
+            values = [p.title for p in passages]
+        else:
+            values = [p.metadata.get(key) for p in passages]
+        mask &= np.fromiter((_matches(v, accepted) for v in values), dtype=bool, count=len(passages))
+    return mask
+
+
 @dataclass
-class DenseIndex:
-    """Passages and their normalised embeddings in a FAISS inner-product index."""
+class PassageIndex:
+    """Passages with their normalised embeddings in FAISS and (optionally) a BM25 index over the same rows."""
 
     passages: list[Passage]
     faiss_index: Any
-    embedder_name: str
-    dimension: int
+    embedder_config: dict[str, Any]
+    ann: AnnSpec = field(default_factory=AnnSpec)
+    bm25: BM25Index | None = None
+    chunking: ChunkSpec = field(default_factory=ChunkSpec)
     manifest: dict[str, Any] = field(default_factory=dict)
 
+    # -- building -----------------------------------------------------------------------------------
     @classmethod
-    def build(cls, passages: Sequence[Passage], embedder: Any, *, show_progress: bool = False) -> DenseIndex:
-        import faiss
+    def build(cls, passages: Sequence[Passage], embedder: Any, *, index: str | AnnSpec = "flat",
+              bm25: bool = True, chunking: ChunkSpec | None = None, show_progress: bool = False) -> PassageIndex:
+        """Chunk (when asked), embed, index. Duplicate ids (also after chunking) are an error."""
+        chunking = chunking or ChunkSpec()
+        passages = list(passages)
+        if chunking.enabled:
+            passages = chunk_passages(passages, embedder.tokenizer, chunking)
+        passages = check_unique((p, f"passage {i}") for i, p in enumerate(passages))
+        if not passages:
+            raise PassageError("no passages to index")
+        vecs = embedder.encode_passages([passage_input(p) for p in passages], show_progress=show_progress)
+        return cls.from_vectors(passages, vecs, _embedder_config(embedder, vecs.shape[1]), index=index, bm25=bm25,
+                                chunking=chunking, show_progress=show_progress)
 
-        vecs = embedder.encode_passages([p.text for p in passages], show_progress=show_progress)
-        index = faiss.IndexFlatIP(vecs.shape[1])
-        index.add(vecs)
-        return cls(list(passages), index, embedder.name, int(vecs.shape[1]))
+    @classmethod
+    def from_vectors(cls, passages: Sequence[Passage], vectors: np.ndarray, embedder_config: dict[str, Any], *,
+                     index: str | AnnSpec = "flat", bm25: bool = True, chunking: ChunkSpec | None = None,
+                     show_progress: bool = False) -> PassageIndex:
+        """An index over already-computed vectors (row i = passage i), e.g. from another index's stored rows."""
+        passages = list(passages)
+        if len(passages) != len(vectors):
+            raise ClinragError(f"{len(passages)} passages but {len(vectors)} vectors")
+        spec = (index if isinstance(index, AnnSpec) else AnnSpec.of(index)).resolve(len(passages), vectors.shape[1])
+        faiss_index = build_faiss(vectors, spec)
+        bm = BM25Index.build([passage_input(p) for p in passages], show_progress=show_progress) if bm25 else None
+        return cls(passages, faiss_index, dict(embedder_config), spec, bm, chunking or ChunkSpec())
 
+    def add(self, passages: Sequence[Passage], embedder: Any, *, show_progress: bool = False) -> int:
+        """Embed and append new passages; the old vectors are kept as they are. Returns how many were added.
+
+        Chunked like the original build; an id already in the index is an error. BM25 (corpus-wide IDF) is
+        rebuilt over all passages, which costs seconds, not an embedding pass.
+        """
+        self.check_embedder(embedder)
+        new = list(passages)
+        if self.chunking.enabled:
+            new = chunk_passages(new, embedder.tokenizer, self.chunking)
+        known = {p.id: "the index" for p in self.passages}
+        new = check_unique(((p, f"new passage {i}") for i, p in enumerate(new)), known)
+        if not new:
+            return 0
+        vecs = embedder.encode_passages([passage_input(p) for p in new], show_progress=show_progress)
+        self.faiss_index.add(np.ascontiguousarray(vecs, dtype=np.float32))
+        self.passages.extend(new)
+        if self.bm25 is not None:
+            self.bm25 = BM25Index.build([passage_input(p) for p in self.passages], show_progress=show_progress)
+        return len(new)
+
+    # -- properties ---------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.passages)
 
-    def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
-        """Top-``k`` hits for each query vector, in one FAISS call."""
+    @property
+    def embedder_name(self) -> str:
+        return str(self.embedder_config["name"])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.embedder_config["dimension"])
+
+    def check_embedder(self, embedder: Any) -> None:
+        """An embedder other than the one the vectors came from would make scores meaningless."""
+        if not same_embedder(embedder.name, self.embedder_name):
+            raise IndexLoadError(f"index was built with embedder {self.embedder_name!r}, "
+                                 f"but {embedder.name!r} was given")
+        dim = getattr(embedder, "dimension", self.dimension)
+        if int(dim) != self.dimension:
+            raise IndexLoadError(f"index vectors have dimension {self.dimension}, embedder {embedder.name!r} "
+                                 f"gives {dim}")
+
+    def vectors(self) -> np.ndarray:
+        """The stored vectors, row i = passage i (flat and HNSW indexes store them exactly)."""
+        if self.ann.type not in (IndexType.flat, IndexType.hnsw):
+            raise ClinragError(f"stored vectors cannot be read back from a {self.ann.type.value} index")
+        return self.faiss_index.reconstruct_n(0, self.faiss_index.ntotal)
+
+    # -- searching ----------------------------------------------------------------------------------
+    def search_vectors(self, vectors: np.ndarray, k: int, *, filters: Mapping[str, Any] | None = None) -> list[list[Hit]]:
+        """Dense top-``k`` hits per query vector, in one FAISS call."""
+        return self._dense(vectors, k, _filter_mask(self.passages, filters))
+
+    def search_bm25(self, texts: Sequence[str], k: int, *, filters: Mapping[str, Any] | None = None) -> list[list[Hit]]:
+        return self._bm25(texts, k, _filter_mask(self.passages, filters))
+
+    def search(self, *, k: int, mode: str | RetrievalMode = RetrievalMode.dense, vectors: np.ndarray | None = None,
+               texts: Sequence[str] | None = None, filters: Mapping[str, Any] | None = None, rrf_k: int = 60,
+               weights: Sequence[float] | None = None, depth: int | None = None) -> list[list[Hit]]:
+        """Top-``k`` hits per query. ``dense`` needs ``vectors``, ``bm25`` needs ``texts``, ``hybrid`` both.
+
+        ``hybrid`` fuses the dense and BM25 top-``depth`` lists (default ``max(k, 50)``) by reciprocal rank
+        (:func:`clinrag.retrieval.fusion.rrf`: 1-based ranks, ``rrf_k``, optional ``weights`` = (dense, bm25)).
+        Hit scores are cosine similarity, BM25 score or fused RRF score respectively.
+        """
+        mode = RetrievalMode.parse(mode)
+        mask = _filter_mask(self.passages, filters)
+        if mode is RetrievalMode.dense:
+            if vectors is None:
+                raise ClinragError("dense search needs query vectors")
+            return self._dense(vectors, k, mask)
+        if texts is None:
+            raise ClinragError(f"{mode.value} search needs query texts")
+        if mode is RetrievalMode.bm25:
+            return self._bm25(texts, k, mask)
+        if vectors is None:
+            raise ClinragError("hybrid search needs query vectors")
+        n = max(k, depth or 50)
+        dense, sparse = self._dense(vectors, n, mask), self._bm25(texts, n, mask)
+        return [rrf([d, s], k, rrf_k=rrf_k, weights=weights) for d, s in zip(dense, sparse)]
+
+    def _dense(self, vectors: np.ndarray, k: int, mask: np.ndarray | None) -> list[list[Hit]]:
         k = min(k, len(self.passages))
         if k <= 0 or len(vectors) == 0:
             return [[] for _ in range(len(vectors))]
-        scores, ids = self.faiss_index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
-        return [[Hit(self.passages[i], float(s), rank) for rank, (s, i) in enumerate(zip(srow, irow)) if i >= 0]
-                for srow, irow in zip(scores, ids)]
+        params = None
+        if mask is not None:
+            import faiss
 
-    # -- persistence -----------------------------------------------------------------------------
+            allowed = np.flatnonzero(mask).astype(np.int64)
+            if not len(allowed):
+                return [[] for _ in range(len(vectors))]
+            params = search_parameters(self.ann, faiss.IDSelectorBatch(allowed))
+            k = min(k, len(allowed))
+        scores, ids = self.faiss_index.search(np.ascontiguousarray(vectors, dtype=np.float32), k, params=params)
+        out = []
+        for srow, irow in zip(scores, ids):
+            hits = [(int(i), float(s)) for s, i in zip(srow, irow) if i >= 0]
+            out.append([Hit(self.passages[i], s, rank) for rank, (i, s) in enumerate(hits)])
+        return out
+
+    def _bm25(self, texts: Sequence[str], k: int, mask: np.ndarray | None) -> list[list[Hit]]:
+        if self.bm25 is None:
+            raise ClinragError("this index has no BM25 state (built with --no-bm25); use mode 'dense' or rebuild")
+        return [[Hit(self.passages[i], s, rank) for rank, (i, s) in enumerate(row)]
+                for row in self.bm25.search(texts, k, mask)]
+
+    # -- persistence --------------------------------------------------------------------------------
     def save(self, out: str | Path) -> Path:
+        """Write the folder atomically (temp folder + rename); the manifest records every file's sha256."""
         import faiss
 
-        manifest = {
+        out = Path(out)
+        manifest: dict[str, Any] = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "clinrag_version": __version__,
             "embedder": self.embedder_name, "dimension": self.dimension, "normalized": True,
-            "metric": "inner_product", "index_type": "flat", "passages": len(self.passages),
+            "embedder_config": self.embedder_config, "metric": "inner_product", "embed_fields": EMBED_FIELDS,
+            "index_type": self.ann.type.value, "index_params": self.ann.params(),
+            "bm25": BM25Index.params() if self.bm25 is not None else None,
+            "chunking": self.chunking.as_dict(), "passages": len(self.passages),
             "checksum": passages_checksum(self.passages),
         }
 
@@ -107,16 +304,20 @@ class DenseIndex:
                     fh.write(json.dumps({"id": p.id, "title": p.title, "text": p.text, **p.metadata},
                                         ensure_ascii=False) + "\n")
             faiss.write_index(self.faiss_index, str(tmp / DENSE))
+            if self.bm25 is not None:
+                (tmp / BM25_DIR).mkdir()
+                self.bm25.save(tmp / BM25_DIR)
+            files = sorted(p for p in tmp.rglob("*") if p.is_file())
+            manifest["files"] = {p.relative_to(tmp).as_posix(): _file_digest(p) for p in files}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
-        atomic_dir_write(Path(out), write)
+        atomic_dir_write(out, write)
         self.manifest = manifest
-        return Path(out)
+        return out
 
     @classmethod
-    def load(cls, folder: str | Path, *, expect_embedder: str | None = None) -> DenseIndex:
-        import faiss
-
+    def read_manifest(cls, folder: str | Path) -> dict[str, Any]:
+        """The manifest of an index folder, checked to be ours and of a format this version reads."""
         folder = Path(folder)
         mpath = folder / MANIFEST
         if not folder.is_dir():
@@ -125,22 +326,36 @@ class DenseIndex:
             raise IndexLoadError(f"{folder}: not a clinrag index (no {MANIFEST})")
         try:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise IndexLoadError(f"{mpath}: corrupted manifest: {exc.msg}") from None
-        if manifest.get("format") != FORMAT:
-            raise IndexLoadError(f"{folder}: not a clinrag index (format {manifest.get('format')!r})")
-        if expect_embedder and manifest["embedder"] != expect_embedder:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise IndexLoadError(f"{mpath}: corrupted manifest: {exc}") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            got = manifest.get("format") if isinstance(manifest, dict) else None
+            raise IndexLoadError(f"{folder}: not a clinrag index (format {got!r})")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexLoadError(f"{folder}: index format version {manifest.get('format_version')} cannot be read "
+                                 f"by clinrag {__version__} (reads version {FORMAT_VERSION}); rebuild the index")
+        return manifest
+
+    @classmethod
+    def load(cls, folder: str | Path, *, expect_embedder: str | None = None, verify: bool = True) -> PassageIndex:
+        """Load and check an index folder. ``verify`` compares every file's size and sha256 to the manifest."""
+        import faiss
+
+        folder = Path(folder)
+        manifest = cls.read_manifest(folder)
+        if expect_embedder and not same_embedder(manifest["embedder"], expect_embedder):
             raise IndexLoadError(f"{folder}: built with embedder {manifest['embedder']!r}, "
                                  f"but {expect_embedder!r} was requested")
-        passages = []
-        with (folder / PASSAGES).open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                try:
-                    raw = json.loads(line)
-                except json.JSONDecodeError:
-                    raise IndexLoadError(f"{folder / PASSAGES}: line {lineno}: corrupted") from None
-                pid, text, title = raw.pop("id"), raw.pop("text"), raw.pop("title", "")
-                passages.append(Passage(pid, text, title, raw))
+        for name, digest in manifest.get("files", {}).items():
+            path = folder / name
+            if not path.is_file():
+                raise IndexLoadError(f"{path}: missing from the index folder")
+            if path.stat().st_size != digest["bytes"]:
+                raise IndexLoadError(f"{path}: {path.stat().st_size} bytes, manifest says {digest['bytes']} "
+                                     f"(truncated or replaced)")
+            if verify and _file_digest(path)["sha256"] != digest["sha256"]:
+                raise IndexLoadError(f"{path}: checksum differs from the manifest (corrupted or edited)")
+        passages = cls._read_passages(folder / PASSAGES)
         if len(passages) != manifest["passages"] or passages_checksum(passages) != manifest["checksum"]:
             raise IndexLoadError(f"{folder / PASSAGES}: does not match the manifest (truncated or edited)")
         try:
@@ -150,4 +365,32 @@ class DenseIndex:
         if index.ntotal != len(passages) or index.d != manifest["dimension"]:
             raise IndexLoadError(f"{folder / DENSE}: has {index.ntotal} vectors of dim {index.d}, manifest says "
                                  f"{len(passages)} of dim {manifest['dimension']}")
-        return cls(passages, index, manifest["embedder"], manifest["dimension"], manifest)
+        spec = AnnSpec.from_params(manifest["index_params"])
+        apply_search_params(index, spec)
+        bm = None
+        if manifest.get("bm25"):
+            try:
+                bm = BM25Index.load(folder / BM25_DIR, len(passages))
+            except (OSError, ValueError, KeyError) as exc:
+                raise IndexLoadError(f"{folder / BM25_DIR}: cannot be read ({exc})") from None
+        chunking = ChunkSpec(**manifest.get("chunking", {}))
+        return cls(passages, index, manifest["embedder_config"], spec, bm, chunking, manifest)
+
+    @staticmethod
+    def _read_passages(path: Path) -> list[Passage]:
+        if not path.is_file():
+            raise IndexLoadError(f"{path}: missing from the index folder")
+        passages = []
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                try:
+                    raw = json.loads(line)
+                    pid, text, title = raw.pop("id"), raw.pop("text"), raw.pop("title", "")
+                except (json.JSONDecodeError, KeyError, AttributeError):
+                    raise IndexLoadError(f"{path}: line {lineno}: corrupted") from None
+                passages.append(Passage(pid, text, title, raw))
+        return passages
+
+
+# The name the rest of the project (and older code) uses for the index.
+DenseIndex = PassageIndex

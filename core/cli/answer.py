@@ -50,6 +50,7 @@ def answer(
     strategy: str = typer.Option("decomposition", "--strategy", help="Query-translation strategy (see `clinrag strategies list`)."),
     generator: str = typer.Option("extractive", "--generator", help="Answer generator (see `clinrag generators list`)."),
     k: int = typer.Option(5, "-k", "--k", min=1, help="Passages retrieved per sub-question."),
+    mode: str = typer.Option("dense", "--mode", help="Retrieval: dense, bm25, or hybrid (reciprocal-rank fusion)."),
     fmt: OutputFormat = typer.Option(OutputFormat.md, "--format", help="md (readable) or json (one object per line)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Answer at most this many cases."),
     model: str = typer.Option(None, "--model", help="LLM generators: hub id, local folder or .gguf file."),
@@ -70,7 +71,7 @@ def answer(
     agent = build_agent(index, strategy=strategy, generator=generator, k=k,
                         strategy_options=parse_options(strategy_option, "--strategy-option"),
                         generator_options=generator_options(model, adapter, base_url, max_new_tokens, option),
-                        translator_model=translator_model, llm_budget=llm_budget)
+                        translator_model=translator_model, llm_budget=llm_budget, retrieval_mode=mode)
     for response in agent.answer_all(selected):
         if fmt is OutputFormat.json:
             typer.echo(json.dumps(response.model_dump(), ensure_ascii=False))
