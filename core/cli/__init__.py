@@ -17,6 +17,7 @@ app = typer.Typer(name="clinrag", no_args_is_help=True, add_completion=False, pr
 # Each module defines ``register(app)``. Listed here so adding a command is one line.
 COMMAND_MODULES = [
     "clinrag.cli.answer",
+    "clinrag.cli.finetune",
     "clinrag.cli.index",
     "clinrag.cli.plugins",
 ]
