@@ -167,7 +167,7 @@ def load_model(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, tuple[int, int
     if bnb is not None:
         import torch
 
-        kwargs.update(quantization_config=bnb, dtype=torch.bfloat16, device_map={"": 0} if cuda else {"": "cpu"})
+        kwargs.update(quantization_config=bnb, dtype=torch.bfloat16, device_map={"": int(os.environ.get("LOCAL_RANK", 0))} if cuda else {"": "cpu"})
     else:
         kwargs["dtype"] = compute_dtype(cfg, cuda)
     try:
@@ -336,9 +336,15 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
         metrics["option_accuracy_after"] = option_accuracy(trainer.model, tok, opt_cases)
         log(f"option accuracy after: {metrics['option_accuracy_after']['accuracy']:.3f}")
 
-    tmp = Path(tempfile.mkdtemp(prefix=".final-", dir=out))
+    # Every rank calls save_model (FSDP/ZeRO-3 gather the weights there); only rank 0 writes files.
+    tmp = out / ".final-tmp"
+    if trainer.is_world_process_zero() and tmp.exists():
+        shutil.rmtree(tmp)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))
+    if not trainer.is_world_process_zero():
+        return metrics
     try:
-        trainer.save_model(str(tmp))
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle: not part of the deliverable
         tok.save_pretrained(str(tmp))
         (tmp / "config.resolved.yaml").write_text(dump_yaml(cfg), encoding="utf-8")

@@ -191,3 +191,27 @@ def test_cli_rejects_unknown_key_and_empty_data(tmp_path, cases_file, capsys):
     empty.write_text(json.dumps({"id": "1", "clinical_scenario": "s", "questions": ["q?"]}) + "\n")
     assert main(["finetune", "--model", "m", "--data", str(empty)]) == 2
     assert "no training example has a completion" in capsys.readouterr().err
+
+
+def test_option_scoring_with_shared_prompt_cache_matches_full_forward(tiny_qwen2_dir):
+    """option_accuracy runs the prompt once and scores options from the KV cache: same numbers as full forwards."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from clinrag.finetune.report import _score_continuations, option_accuracy
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_qwen2_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_qwen2_dir)).eval()
+    prompt = tok("Patient with chest pain. Options: A or B?")["input_ids"]
+    comps = [tok("A. aspirin", add_special_tokens=False)["input_ids"],
+             tok("B. low molecular weight heparin", add_special_tokens=False)["input_ids"]]
+    sums, firsts = _score_continuations(model, prompt, comps, torch.device("cpu"))
+    for c, s, f in zip(comps, sums, firsts):
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([prompt + c])).logits[0].float(), -1)
+        lp = [float(logp[len(prompt) - 1 + t, c[t]]) for t in range(len(c))]
+        assert s == pytest.approx(sum(lp), abs=1e-3) and f == pytest.approx(lp[0], abs=1e-4)
+    from clinrag.cases import Case
+
+    case = Case(id="x", clinical_scenario="s", questions=["q?"], options=[{"A": "a", "B": "b"}], answer_key=["A"])
+    acc = option_accuracy(model, tok, [case])
+    assert acc["n"] == 1 and acc["correct"] in (0, 1)
