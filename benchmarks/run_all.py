@@ -26,6 +26,7 @@ def main(names: list[str]) -> int:
         print(f"== {script.stem}: exit {rc} in {time.perf_counter() - start:.0f} s", flush=True)
         if rc:
             failed.append(script.stem)
+    subprocess.call([sys.executable, str(HERE / "report.py")])
     if failed:
         print("failed: " + ", ".join(failed), file=sys.stderr)
     return 1 if failed else 0

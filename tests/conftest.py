@@ -61,19 +61,10 @@ def smollm2_dir(smollm2_gguf) -> Path:
     """
     out = REPO / ".cache" / "models" / "smollm2-hf"
     if not (out / "config.json").exists():
-        import shutil
-        import tempfile
+        # transformers 5 marks a de-quantised GGUF as quantized and refuses save_pretrained; the loader drops it.
+        from clinrag.plugins.generators.loading import gguf_to_folder
 
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        tmp = Path(tempfile.mkdtemp(prefix=".smollm2-hf-", dir=out.parent))
-        tok = AutoTokenizer.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name)
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        gguf_to_folder(smollm2_gguf, out)
     return out
 
 

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "clinrag.cli.finetune",
     "clinrag.cli.index",
     "clinrag.cli.plugins",
+    "clinrag.cli.serve",
     "clinrag.cli.vocab",
 ]
 

@@ -8,9 +8,11 @@ spent, unparseable output) falls back to the original question and says so in ``
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+from clinrag.errors import ClinragError
 from clinrag.plugins.registry import Registry
 from clinrag.types import SubQuestion, Usage
 
@@ -19,6 +21,10 @@ if TYPE_CHECKING:
     from clinrag.plugins.generators.base import ChatLLM
 
 FUSIONS = ("union", "rrf")
+
+
+class StrategyOptionError(ClinragError, ValueError):
+    """A strategy option (``--strategy-option KEY=VALUE``) is unknown or out of range."""
 
 
 @dataclass
@@ -48,6 +54,8 @@ class Translation:
     rrf_k: int = 60
     notes: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    #: ids of sub-questions that fell back to their original query (no LLM, budget spent, unparseable output)
+    fallbacks: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -71,8 +79,19 @@ strategies: Registry[QueryTranslator] = Registry("clinrag.strategies", "strategy
 
 
 def get_strategy(name: str, **options: Any) -> QueryTranslator:
-    """Create the strategy registered under ``name`` (error lists the valid names)."""
-    return strategies.create(name, **options)
+    """Create the strategy registered under ``name`` (errors list the valid names, or the valid options)."""
+    cls = strategies.get_class(name)
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # a builtin or C-level factory: let the call speak for itself
+        params = None
+    if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        valid = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise StrategyOptionError(f"strategy {name!r} has no option {', '.join(map(repr, unknown))} "
+                                      f"(valid: {', '.join(valid) or 'none'})")
+    return cls(**options)
 
 
 def list_strategies() -> list[dict[str, Any]]:
@@ -82,3 +101,11 @@ def list_strategies() -> list[dict[str, Any]]:
         rows.append({"name": name, "description": getattr(cls, "description", ""),
                      "llm_calls_per_question": getattr(cls, "llm_calls_per_question", 0)})
     return rows
+
+
+def int_option(strategy: str, name: str, value: Any, *, minimum: int) -> int:
+    """An integer option checked for type and range (``--strategy-option`` values arrive JSON-decoded)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise StrategyOptionError(f"strategy {strategy!r}: option {name} must be an integer >= {minimum}, "
+                                  f"got {value!r}")
+    return value

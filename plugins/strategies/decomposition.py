@@ -4,17 +4,26 @@ Rule-based, no LLM call. "What is the most likely diagnosis and how should it be
 sub-questions serving the same input question. Each sub-question carries the scenario facts that share
 words with it; a question that names no topic of its own ("What is the next step?") or leans on a pronoun
 is retrieved together with the scenario, because on its own it would retrieve nothing specific.
+
+With ``refine=true`` an LLM rewrites each input question into self-contained sub-questions (splitting what
+the rules missed, naming the disease instead of "it"), one call per non-multiple-choice question, all in one
+batch. A reply that does not parse, or whose parts do not share a word with the question, keeps the
+rule-based split for that question, and the translation notes it.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from typing import TYPE_CHECKING, ClassVar
 
 from clinrag.text import content_words, has_pronoun, sentences, topical_words, truncate_words
 from clinrag.types import Query, SubQuestion
 
-from .base import LLMBudget, Translation
+from . import prompts
+from .base import LLMBudget, StrategyOptionError, Translation, int_option
+from .llm import ask
+from .parsing import parse_list
 
 if TYPE_CHECKING:
     from clinrag.cases import Case
@@ -64,26 +73,89 @@ def retrieval_text(case: Case, question: str, *, scenario_words: int = 180) -> s
     return question
 
 
+def is_mcq(case: Case, i: int) -> bool:
+    # A multiple-choice question has one answer (an option): splitting it would choose twice.
+    return case.options is not None and case.options[i] is not None
+
+
+def sub_questions(case: Case, i: int, parts: list[str]) -> list[SubQuestion]:
+    """Sub-questions for input question ``i`` from its parts (ids ``q{i}`` / ``q{i}.{j}``, 1-based)."""
+    out = []
+    for j, part in enumerate(parts):
+        sid = f"q{i + 1}" if len(parts) == 1 else f"q{i + 1}.{j + 1}"
+        out.append(SubQuestion(id=sid, question_index=i, text=part, queries=(Query(retrieval_text(case, part)),),
+                               facts=scenario_facts(case, part)))
+    return out
+
+
 def decompose(case: Case) -> list[SubQuestion]:
     """The rule-based decomposition every strategy starts from (ids ``q{i}`` / ``q{i}.{j}``, 1-based)."""
     subs = []
     for i, question in enumerate(case.questions):
-        # A multiple-choice question has one answer (an option): splitting it would choose twice.
-        mcq = case.options is not None and case.options[i] is not None
-        parts = [question.strip()] if mcq else split_compound(question)
-        for j, part in enumerate(parts):
-            sid = f"q{i + 1}" if len(parts) == 1 else f"q{i + 1}.{j + 1}"
-            subs.append(SubQuestion(id=sid, question_index=i, text=part,
-                                    queries=(Query(retrieval_text(case, part)),),
-                                    facts=scenario_facts(case, part)))
+        parts = [question.strip()] if is_mcq(case, i) else split_compound(question)
+        subs.extend(sub_questions(case, i, parts))
     return subs
 
 
 class DecompositionStrategy:
     name: ClassVar[str] = "decomposition"
     description: ClassVar[str] = ("One sub-question per input question; compound questions split; each carries "
-                                  "its scenario facts. Rule-based (no LLM). The default.")
+                                  "its scenario facts. Rule-based (no LLM). The default. refine=true: an LLM "
+                                  "rewrites the split (1 call per question).")
     llm_calls_per_question: ClassVar[float] = 0
 
+    def __init__(self, *, refine: bool = False, max_parts: int = 4, max_new_tokens: int = 120,
+                 scenario_words: int = 120) -> None:
+        if not isinstance(refine, bool):
+            raise StrategyOptionError(f"strategy 'decomposition': option refine must be true or false, got {refine!r}")
+        self.refine = refine
+        self.max_parts = int_option(self.name, "max_parts", max_parts, minimum=1)
+        self.max_new_tokens = int_option(self.name, "max_new_tokens", max_new_tokens, minimum=1)
+        self.scenario_words = int_option(self.name, "scenario_words", scenario_words, minimum=0)
+
     def translate(self, case: Case, llm: ChatLLM | None = None, budget: LLMBudget | None = None) -> Translation:
-        return Translation(decompose(case), fusion="union")
+        if not self.refine:
+            return Translation(decompose(case), fusion="union")
+        return self._refined(case, llm, budget)
+
+    def _refined(self, case: Case, llm: ChatLLM | None, budget: LLMBudget | None) -> Translation:
+        from .expansion import budget_note, no_llm_note, parse_note
+
+        start = time.perf_counter()
+        rules = decompose(case)
+        if llm is None:
+            return Translation(rules, notes=[no_llm_note(self.name)], fallbacks=[sq.id for sq in rules])
+        asked = [i for i in range(case.n_questions) if not is_mcq(case, i)]
+        scenario = truncate_words(case.clinical_scenario, self.scenario_words)
+        batch = ask(llm, [prompts.decompose(case.questions[i], scenario) for i in asked], budget=budget,
+                    max_new_tokens=self.max_new_tokens)
+        replies = dict(zip(asked, batch.outputs))
+        subs: list[SubQuestion] = []
+        skipped: list[str] = []
+        failed: list[str] = []
+        for i, question in enumerate(case.questions):
+            mine = [sq for sq in rules if sq.question_index == i]
+            reply = replies.get(i)
+            parts = None
+            if reply is not None:
+                # Each part must keep a word of the question itself: a rewrite that drifted is no refinement.
+                parts = [p for p in parse_list(reply, anchor=f"{question} {case.clinical_scenario}",
+                                               limit=self.max_parts) if shares_question_word(p, question)]
+            if parts:
+                subs.extend(sub_questions(case, i, parts))
+                continue
+            subs.extend(mine)
+            if i in replies:
+                (skipped if reply is None else failed).extend(sq.id for sq in mine)
+        notes = []
+        if skipped:
+            notes.append(budget_note(self.name, budget, skipped, fallback="the rule-based split"))
+        if failed:
+            notes.append(parse_note(self.name, failed, fallback="the rule-based split"))
+        usage = batch.usage
+        usage.seconds = time.perf_counter() - start
+        return Translation(subs, fusion="union", notes=notes, usage=usage, fallbacks=skipped + failed)
+
+
+def shares_question_word(part: str, question: str) -> bool:
+    return bool(set(content_words(part)) & set(content_words(question)))

@@ -1,0 +1,146 @@
+"""``hf``: any transformers causal LM (hub id, local folder or ``.gguf`` file), optionally with a PEFT adapter.
+
+Prompts go through the tokenizer's chat template (ChatML for Qwen2.5 and SmolLM2). Decoding is greedy.
+All sub-questions of a case are answered in one batched decode that computes the shared
+system + scenario prefix once (:mod:`clinrag.plugins.generators.decoding`).
+
+The model is loaded on first use and cached per process by its options, so the answering generator and a
+query-translation LLM naming the same model share one copy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from clinrag.types import Generation
+
+from .base import Message
+from .decoding import DecodeStats, greedy_generate, supports_prefix_decoding
+from .llm import LLMGenerator, split_usage
+from .loading import DEFAULT_MODEL, load_causal_lm
+
+_LOADED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def _load_cached(key: tuple[Any, ...], **kwargs: Any) -> tuple[Any, Any]:
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = load_causal_lm(**kwargs)
+        return _LOADED[key]
+
+
+class HFChatLLM:
+    """A :class:`~clinrag.plugins.generators.base.ChatLLM` over a transformers model, greedy, batched."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, adapter: str | None = None, device: str | None = None,
+                 dtype: Any = None, trust_remote_code: bool = False, max_new_tokens: int = 192,
+                 prefix_cache: bool = True) -> None:
+        self.model_spec, self.adapter = str(model), (str(adapter) if adapter else None)
+        self.device, self.dtype, self.trust_remote_code = device, dtype, bool(trust_remote_code)
+        self.max_new_tokens, self.prefix_cache = int(max_new_tokens), bool(prefix_cache)
+        self._lock = threading.Lock()  # the graph may call summarize and translate from two threads
+        self.last_stats: DecodeStats | None = None
+
+    # -- lazy model ---------------------------------------------------------------------------------
+    def _components(self) -> tuple[Any, Any]:
+        key = (self.model_spec, self.adapter, self.device, str(self.dtype), self.trust_remote_code)
+        return _load_cached(key, spec=self.model_spec, adapter=self.adapter, device=self.device, dtype=self.dtype,
+                            trust_remote_code=self.trust_remote_code)
+
+    @property
+    def model(self) -> Any:
+        return self._components()[0]
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._components()[1]
+
+    def eos_ids(self) -> set[int]:
+        """The ids that end a reply: the tokenizer's EOS, the generation config's, and ChatML's ``<|im_end|>``."""
+        model, tok = self._components()
+        ids: set[int] = set()
+        cfg = model.generation_config.eos_token_id
+        ids.update(cfg if isinstance(cfg, list) else ([cfg] if cfg is not None else []))
+        if tok.eos_token_id is not None:
+            ids.add(int(tok.eos_token_id))
+        im_end = tok.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tok.get_vocab() else None
+        if im_end is not None:
+            ids.add(int(im_end))
+        return ids
+
+    # -- prompts --------------------------------------------------------------------------------------
+    def encode(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of the chat-templated conversation, ending with the assistant turn's opening."""
+        tok = self.tokenizer
+        text = tok.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+        return list(tok(text, add_special_tokens=False)["input_ids"])
+
+    # -- generation -----------------------------------------------------------------------------------
+    def generate_ids(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int | Sequence[int] | None = None,
+                     prefix_cache: bool | None = None) -> tuple[list[list[int]], DecodeStats]:
+        """Greedy continuations (EOS excluded); ``max_new_tokens`` is one limit or one per prompt."""
+        model, tok = self._components()
+        n_new: int | list[int] = (int(max_new_tokens or self.max_new_tokens) if not isinstance(max_new_tokens, Sequence)
+                                  else [int(n) for n in max_new_tokens])
+        share = self.prefix_cache if prefix_cache is None else prefix_cache
+        stats = DecodeStats()
+        with self._lock:
+            if supports_prefix_decoding(model):
+                outs = greedy_generate(model, prompts, max_new_tokens=n_new, eos_ids=self.eos_ids(),
+                                       pad_id=int(tok.pad_token_id), share_prefix=share, stats=stats)
+            else:  # e.g. encoder-decoder models: plain left-padded batch through generate()
+                outs = self._generate_plain(prompts, n_new, stats)
+        self.last_stats = stats
+        return outs, stats
+
+    def _generate_plain(self, prompts: Sequence[Sequence[int]], n_new: int | list[int],
+                        stats: DecodeStats) -> list[list[int]]:
+        import torch
+
+        model, tok = self._components()
+        limits = n_new if isinstance(n_new, list) else [n_new] * len(prompts)
+        batch = tok.pad({"input_ids": [list(p) for p in prompts]}, padding=True, return_tensors="pt").to(model.device)
+        with torch.inference_mode():
+            out = model.generate(**batch, max_new_tokens=max(limits), do_sample=False, pad_token_id=tok.pad_token_id)
+        eos = self.eos_ids()
+        res = []
+        for row, limit in zip(out[:, batch["input_ids"].shape[1]:].tolist(), limits):
+            toks = []
+            for t in row[:limit]:
+                if t in eos:
+                    break
+                toks.append(t)
+            res.append(toks)
+        stats.batch, stats.prompt_tokens = len(prompts), [len(p) for p in prompts]
+        return res
+
+    def chat(self, conversations: Sequence[Sequence[Message]], *, max_new_tokens: int | None = None) -> list[Generation]:
+        if not conversations:
+            return []
+        start = time.perf_counter()
+        prompts = [self.encode(c) for c in conversations]
+        outs, stats = self.generate_ids(prompts, max_new_tokens=max_new_tokens)
+        texts = [self.tokenizer.decode(o, skip_special_tokens=True) for o in outs]
+        usages = split_usage(time.perf_counter() - start, [len(p) for p in prompts], [len(o) for o in outs])
+        return [Generation(t, [], u) for t, u in zip(texts, usages)]
+
+
+class HFGenerator(LLMGenerator):
+    name: ClassVar[str] = "hf"
+    description: ClassVar[str] = ("A transformers causal LM (hub id, local folder or .gguf; optional PEFT adapter), "
+                                  "greedy; all sub-questions of a case in one batch sharing the scenario's KV cache.")
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, adapter: str | None = None, max_new_tokens: int = 192,
+                 summary_max_new_tokens: int | None = None, device: str | None = None, dtype: Any = None,
+                 trust_remote_code: bool = False, prefix_cache: bool = True) -> None:
+        super().__init__(max_new_tokens=max_new_tokens, summary_max_new_tokens=summary_max_new_tokens)
+        self._llm = HFChatLLM(model, adapter=adapter, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                              max_new_tokens=max_new_tokens, prefix_cache=prefix_cache)
+
+    @property
+    def llm(self) -> HFChatLLM:
+        return self._llm

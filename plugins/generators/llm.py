@@ -1,0 +1,83 @@
+"""What every LLM-backed generator shares: prompts from :mod:`clinrag.agent.prompts`, one batched chat call
+per case for the answers, one call for the summary, and citation parsing.
+
+Subclasses only provide :attr:`LLMGenerator.llm` (a :class:`~clinrag.plugins.generators.base.ChatLLM`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from clinrag.agent.prompts import answer_messages, summary_messages
+from clinrag.types import Generation
+
+from .base import AnswerRequest, ChatLLM
+
+if TYPE_CHECKING:
+    from clinrag.cases import Case
+
+_BRACKETS = re.compile(r"\[([^\[\]\n]{1,200})\]")
+_SPLIT = re.compile(r"[,;]\s*|\s+and\s+")
+
+
+def parse_citations(text: str, allowed: Iterable[str]) -> list[str]:
+    """Passage ids cited as ``[id]`` (or ``[id1, id2]``) in ``text``, in order of first mention.
+
+    Only ids in ``allowed`` (the passages actually shown in the prompt) count: a model inventing
+    ``[kb-99]`` must not create a source. Matching ignores case and surrounding quotes/spaces.
+    """
+    by_key = {a.strip().lower(): a for a in allowed}
+    found: list[str] = []
+    for group in _BRACKETS.findall(text):
+        for part in _SPLIT.split(group):
+            key = part.strip().strip("'\"`").strip().lower()
+            if key in by_key and by_key[key] not in found:
+                found.append(by_key[key])
+    return found
+
+
+class LLMGenerator:
+    """Base for ``hf`` and ``openai``: builds the prompts, batches the answers, parses citations."""
+
+    max_new_tokens: int
+
+    def __init__(self, *, max_new_tokens: int = 192, summary_max_new_tokens: int | None = None) -> None:
+        if int(max_new_tokens) < 1:
+            raise ValueError(f"max_new_tokens must be ≥ 1 (got {max_new_tokens})")
+        self.max_new_tokens = int(max_new_tokens)
+        self.summary_max_new_tokens = int(summary_max_new_tokens or max_new_tokens)
+
+    @property
+    def llm(self) -> ChatLLM:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def summarize(self, case: Case) -> Generation:
+        gen = self.llm.chat([summary_messages(case)], max_new_tokens=self.summary_max_new_tokens)[0]
+        return Generation(gen.text.strip(), [], gen.usage)
+
+    def answer_conversations(self, case: Case, requests: Sequence[AnswerRequest]) -> list[list[dict[str, str]]]:
+        """One conversation per sub-question; they share their system + scenario prefix by construction."""
+        return [answer_messages(case, req.sub_question.text or req.question, req.hits, options=req.options,
+                                facts=req.sub_question.facts) for req in requests]
+
+    def answer(self, case: Case, requests: Sequence[AnswerRequest]) -> list[Generation]:
+        if not requests:
+            return []
+        gens = self.llm.chat(self.answer_conversations(case, requests), max_new_tokens=self.max_new_tokens)
+        out = []
+        for req, gen in zip(requests, gens):
+            text = gen.text.strip()
+            out.append(Generation(text, parse_citations(text, (h.id for h in req.hits)), gen.usage))
+        return out
+
+
+def split_usage(total_seconds: float, prompt_tokens: Sequence[int], completion_tokens: Sequence[int]) -> list[Any]:
+    """Per-conversation :class:`Usage` for one batched call: each conversation is one LLM call; the batch's
+    wall time is split evenly so that summing the usages gives the real elapsed time."""
+    from clinrag.types import Usage
+
+    n = max(len(prompt_tokens), 1)
+    return [Usage(llm_calls=1, prompt_tokens=int(p), completion_tokens=int(c), seconds=total_seconds / n)
+            for p, c in zip(prompt_tokens, completion_tokens)]
