@@ -92,31 +92,27 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def manifest_terms(manifest: dict[str, Any]) -> dict[str, int]:
-    """term → id from the manifest (``terms`` mapping or a ``tokens`` list of {term/token, id})."""
-    terms = manifest.get("terms") or manifest.get("term_to_id") or {}
-    if isinstance(terms, dict):
-        return {str(k): int(v) for k, v in terms.items() if isinstance(v, int)}
+def manifest_tokens(manifest: dict[str, Any]) -> dict[str, int]:
+    """token content → id from the manifest's ``added`` entries (``clinrag vocab extend`` format)."""
     out = {}
-    for item in manifest.get("tokens", []) or []:
-        if isinstance(item, dict) and "id" in item:
-            out[str(item.get("term") or item.get("token"))] = int(item["id"])
+    for item in manifest.get("added", []) or []:
+        if isinstance(item, dict) and isinstance(item.get("id"), int) and (item.get("token") or item.get("form")):
+            out[str(item.get("token") or item.get("form"))] = int(item["id"])
     return out
 
 
 def check_manifest_against_tokenizer(manifest: dict[str, Any], tokenizer: Any, source: str) -> list[int]:
-    """The manifest's new ids must exist in the tokenizer and (where given) map to the same tokens."""
+    """The manifest's new ids must exist in the tokenizer and its added tokens must have the same ids there."""
     ids = sorted(int(i) for i in manifest["added_ids"])
     n = len(tokenizer)
     bad = [i for i in ids if i >= n]
     if bad:
         raise ConfigError(f"{source}: added ids {bad[:5]} are beyond the tokenizer's {n} ids: the tokenizer does not "
                           f"match this manifest (use the tokenizer saved by `clinrag vocab extend`)")
-    vocab = tokenizer.get_vocab()
-    for term, tid in manifest_terms(manifest).items():
-        got = vocab.get(term)
-        if got is not None and got != tid:
-            raise ConfigError(f"{source}: term {term!r} is id {tid} in the manifest but {got} in the tokenizer")
+    for token, tid in manifest_tokens(manifest).items():
+        got = tokenizer.convert_tokens_to_ids(token)
+        if got != tid:
+            raise ConfigError(f"{source}: token {token!r} is id {tid} in the manifest but {got} in the tokenizer")
     return ids
 
 

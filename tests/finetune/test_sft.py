@@ -38,18 +38,12 @@ def cases_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def extended_dir(tmp_path_factory, tiny_qwen2_dir) -> tuple[Path, Path, list[int]]:
-    """The tiny model with two new tokens (ids land in the padding rows: no resize) and a vocab manifest."""
-    from transformers import AutoTokenizer
+    """The tiny model extended by `clinrag vocab extend`'s function (new ids land in the padding rows: no resize)."""
+    from clinrag.finetune.vocab_extend import extend_vocabulary
 
     out = tmp_path_factory.mktemp("ext") / "model"
-    shutil.copytree(tiny_qwen2_dir, out)
-    tok = AutoTokenizer.from_pretrained(str(out))
-    tok.add_tokens(NEW_TERMS)
-    tok.save_pretrained(str(out))
-    ids = tok.convert_tokens_to_ids(NEW_TERMS)
-    manifest = out / "added_tokens_manifest.json"
-    manifest.write_text(json.dumps({"added_ids": ids, "terms": dict(zip(NEW_TERMS, ids))}))
-    return out, manifest, ids
+    manifest = extend_vocabulary(str(tiny_qwen2_dir), NEW_TERMS, out)
+    return out, out / "added_tokens_manifest.json", list(manifest["added_ids"])
 
 
 def _cfg(model: Path, data: Path, out: Path, **over):
@@ -87,6 +81,11 @@ def test_output_folder_is_a_standard_peft_adapter(lora_run):
 
 def test_new_rows_change_and_old_rows_do_not(lora_run):
     out, _, model, ids = lora_run
+    from transformers import AutoTokenizer
+
+    text = "Man 40 with chest pain, stemiwordx on ECG. troponinzz rises"  # as in the training cases
+    used_ids = set(AutoTokenizer.from_pretrained(str(model))(text)["input_ids"]) & set(ids)
+    assert used_ids  # the case text does use the new tokens
     base = load_file(str(model / "model.safetensors"))["model.embed_tokens.weight"]
     tensors = load_file(str(out / "adapter_model.safetensors"))
     deltas = [k for k in tensors if "trainable_tokens_delta" in k]
@@ -101,7 +100,8 @@ def test_new_rows_change_and_old_rows_do_not(lora_run):
     old[ids] = False
     assert torch.equal(emb[old], base[old])  # every old row exactly as it was
     for i in ids:
-        assert not torch.allclose(emb[i], base[i])  # the new rows were trained
+        if i in used_ids:
+            assert not torch.allclose(emb[i], base[i])  # the new rows seen in training were trained
     assert merged.get_output_embeddings().weight.data_ptr() == emb.data_ptr()  # still tied
 
 
