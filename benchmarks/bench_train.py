@@ -138,7 +138,7 @@ def main() -> int:
     p.add_argument("--worker", choices=["clinrag", "padded"])
     p.add_argument("--model")
     p.add_argument("--data", default=str(default_data()))
-    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--steps", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--max-length", type=int, default=1024)
     p.add_argument("--limit", type=int, default=64, help="use the first N cases (0 = all)")

@@ -25,7 +25,6 @@ import resource
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -312,9 +311,8 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
         if opt_cases:
             metrics["option_accuracy_before"] = option_accuracy(trainer.model, tok, opt_cases)
             log(f"option accuracy before: {metrics['option_accuracy_before']['accuracy']:.3f}")
-    tokens_before = 0
     result = trainer.train(resume_from_checkpoint=resume_from)
-    tokens = int(getattr(trainer, "_total_train_tokens", 0)) - tokens_before
+    tokens = int(getattr(trainer, "_total_train_tokens", 0))  # real (non-pad) tokens this process trained on
     state = trainer.state
     metrics.update(
         train_loss=float(result.training_loss), global_step=int(state.global_step), epoch=float(state.epoch or 0),
@@ -385,6 +383,3 @@ def _continual_pretraining(cfg: FinetuneConfig, model: Any, tok: Any, log: Any) 
     shutil.rmtree(Path(cfg.train.out) / "cpt", ignore_errors=True)
     return {"steps": cfg.train.cpt_steps, "passages": len(texts), "loss": float(out.training_loss)}
 
-
-def summarize_config(cfg: FinetuneConfig) -> dict[str, Any]:
-    return asdict(cfg)

@@ -215,3 +215,12 @@ def test_option_scoring_with_shared_prompt_cache_matches_full_forward(tiny_qwen2
     case = Case(id="x", clinical_scenario="s", questions=["q?"], options=[{"A": "a", "B": "b"}], answer_key=["A"])
     acc = option_accuracy(model, tok, [case])
     assert acc["n"] == 1 and acc["correct"] in (0, 1)
+
+
+def test_continual_pretraining_stage_runs_before_sft(tiny_qwen2_dir, cases_file, tmp_path):
+    kb = Path(__file__).resolve().parents[2] / "examples" / "demo" / "knowledge_base.jsonl"
+    m = run_finetune(_cfg(tiny_qwen2_dir, cases_file, tmp_path / "c", max_steps=1,
+                          **{"data.eval_fraction": "0", "train.cpt_corpus": str(kb), "train.cpt_steps": "1"}),
+                     log=lambda m: None)
+    assert m["cpt"]["steps"] == 1 and m["cpt"]["passages"] > 10 and m["cpt"]["loss"] > 0
+    assert m["global_step"] == 1 and not (tmp_path / "c" / "cpt").exists()
