@@ -156,7 +156,7 @@ def augment_cases(cases: Sequence[Case], llm: Any, *, n: int = 1, extra_terms: S
 
 
 def augment_file(cases_path: str | Path, out: str | Path, *, generator: str = "hf", model: str | None = None,
-                 n: int = 1, seed: int = 0, extra_terms: Sequence[str] = (),
+                 n: int = 1, extra_terms: Sequence[str] = (),
                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Read cases, paraphrase them with the named generator plugin's LLM, write originals + kept paraphrases."""
     import os
@@ -166,9 +166,8 @@ def augment_file(cases_path: str | Path, out: str | Path, *, generator: str = "h
     from clinrag.plugins.generators.base import get_generator
 
     cases = load_cases(cases_path)
+    # Decoding is greedy: the n variants differ by their instruction (see paraphrase_messages), not by sampling.
     options: dict[str, Any] = {"model": model} if model else {}
-    if seed:
-        options["seed"] = seed
     gen = get_generator(generator, **options)
     if gen.llm is None:
         raise PluginError(f"generator {generator!r} has no LLM to paraphrase with (use an LLM generator, e.g. hf)")

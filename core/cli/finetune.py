@@ -62,13 +62,12 @@ def augment(
     out: Path = typer.Option(..., "--out", help="JSONL with the originals followed by their paraphrases."),
     generator: str = typer.Option("hf", "--generator", help="Generator plugin whose LLM paraphrases."),
     model: str | None = typer.Option(None, "--model", help="Model for the generator (its `model` option)."),
-    n: int = typer.Option(1, "--n", help="Paraphrases per case."),
-    seed: int = typer.Option(0, "--seed"),
+    n: int = typer.Option(1, "--n", help="Paraphrases per case (each with a different rewrite instruction)."),
 ) -> None:
     """Paraphrase scenarios and questions with an LLM, keeping numbers, units, drug names and keys intact."""
     from clinrag.finetune.augment import augment_file
 
-    stats = augment_file(cases, out, generator=generator, model=model, n=n, seed=seed,
+    stats = augment_file(cases, out, generator=generator, model=model, n=n,
                          log=lambda m: typer.echo(m, err=True))
     typer.echo(f"wrote {out}: {stats['kept']} paraphrases kept, {stats['rejected']} rejected", err=True)
 
