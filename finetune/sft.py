@@ -324,7 +324,10 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
         resumed_from=resume_from,
     )
     if has_eval:
-        metrics["eval_loss_after"] = float(trainer.evaluate()["eval_loss"])
+        # The best checkpoint was loaded at the end and its eval loss is already known: no second eval pass.
+        loaded_best = state.best_metric is not None and state.best_model_checkpoint is not None
+        metrics["eval_loss_after"] = (float(state.best_metric) if loaded_best
+                                      else float(trainer.evaluate()["eval_loss"]))
         log(f"eval loss after training (best checkpoint): {metrics['eval_loss_after']:.4f}")
     if opt_cases:
         metrics["option_accuracy_after"] = option_accuracy(trainer.model, tok, opt_cases)
