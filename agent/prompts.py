@@ -95,3 +95,42 @@ def whole_case_completion(summary: str, answers: Sequence[str]) -> str:
     """The target text of the single-pass format (used by training; parsed back by the single-pass mode)."""
     body = "\n".join(f"{i + 1}. {a.strip()}" for i, a in enumerate(answers))
     return f"Summary: {summary.strip()}\nAnswers:\n{body}"
+
+
+def parse_whole_case(text: str, n_questions: int) -> tuple[str, list[str]]:
+    """Parse a single-pass reply (``Summary: … Answers: 1. … 2. …``) into ``(summary, answers)``.
+
+    Tolerates what small models write: Markdown emphasis (``**Summary:**``), a missing ``Answers:`` header,
+    ``1)``/``Q1:`` markers, multi-line answers, chatter after the last answer's line-break. Always returns exactly
+    ``n_questions`` answers: missing ones are ``""``, surplus ones are dropped. Without a ``Summary:`` label, the
+    text before the first answer marker is the summary.
+    """
+    import re
+
+    from clinrag.cases import split_numbered
+
+    clean = re.sub(r"[*_#]{1,3}(summary|answers?)\s*[*_#]{0,3}\s*:\s*[*_#]{0,3}", r"\1:", text.strip(),
+                   flags=re.IGNORECASE)
+    clean = re.sub(r"(?im)^\s*(summary|answers?)\s*[*_]{1,3}\s*:", r"\1:", clean)
+    summary, body = "", clean
+    m_ans = re.search(r"(?im)^\s*answers?\s*:\s*", clean)
+    m_sum = re.search(r"(?i)summary\s*:\s*", clean)
+    if m_ans:
+        head, body = clean[: m_ans.start()], clean[m_ans.end():]
+        summary = head[m_sum.end():] if m_sum and m_sum.start() < m_ans.start() else head
+    else:
+        first = re.search(r"(?m)^\s*(?:Q\s*)?1\s*[.):]\s+", clean)
+        if first:
+            head, body = clean[: first.start()], clean[first.start():]
+            summary = head[m_sum.end():] if m_sum and m_sum.start() < first.start() else head
+        elif m_sum:
+            summary, body = clean[m_sum.end():], ""
+    body = body.strip()
+    answers = split_numbered(body) if body else []
+    if answers and not re.match(r"(?:Q\s*)?1\s*[.):]\s+", body, flags=re.IGNORECASE):
+        answers = []  # unnumbered body: no reliable answer boundaries
+    if not answers and body and n_questions == 1:
+        answers = [body]
+    answers = [re.sub(r"\s+", " ", a).strip() for a in answers][:n_questions]
+    answers += [""] * (n_questions - len(answers))
+    return re.sub(r"\s+", " ", summary).strip(), answers

@@ -18,6 +18,7 @@ app = typer.Typer(name="clinrag", no_args_is_help=True, add_completion=False, pr
 COMMAND_MODULES = [
     "clinrag.cli.answer",
     "clinrag.cli.evaluate",
+    "clinrag.cli.finetune",
     "clinrag.cli.index",
     "clinrag.cli.plugins",
     "clinrag.cli.serve",

@@ -1,0 +1,78 @@
+"""``clinrag finetune | export | augment``: SFT of the answering model, merging adapters, paraphrase augmentation.
+
+Any config key works as ``--section.key value`` (or ``--key value`` when unambiguous) after the declared options;
+see ``docs/finetuning.md``. Heavy libraries load inside the commands only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def finetune(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(None, "--config", help="YAML config (sections model/data/peft/train)."),
+    preset: str | None = typer.Option(None, "--preset", help="Preset: default or small-data."),
+    model: str | None = typer.Option(None, "--model", help="Base model id or folder."),
+    data: Path | None = typer.Option(None, "--data", help="Training cases (case schema)."),
+    eval_data: Path | None = typer.Option(None, "--eval-data", help="Eval cases (else a held-out fraction)."),
+    mode: str | None = typer.Option(None, "--mode", help="lora | qlora | full."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Optimizer steps (overrides epochs)."),
+    epochs: float | None = typer.Option(None, "--epochs", help="Training epochs."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder."),
+    vocab_manifest: Path | None = typer.Option(None, "--vocab-manifest", help="added_tokens_manifest.json."),
+    index: Path | None = typer.Option(None, "--index", help="Index folder for RAFT-style passages."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in <out>/checkpoints."),
+) -> None:
+    """Fine-tune (QLoRA/LoRA/full SFT) on cases; extra --section.key value pairs override the config."""
+    from clinrag.finetune.config import load_config, parse_overrides
+
+    overrides = parse_overrides(list(ctx.args))
+    for key, value in (("preset", preset), ("model", model), ("data", data), ("eval_data", eval_data),
+                       ("mode", mode), ("max_steps", max_steps), ("epochs", epochs), ("out", out),
+                       ("vocab_manifest", vocab_manifest), ("index", index)):
+        if value is not None:
+            overrides[key] = str(value)
+    if resume:
+        overrides["resume"] = True
+    cfg = load_config(config, overrides)
+    from clinrag.finetune.sft import run_finetune
+
+    run_finetune(cfg, log=lambda m: typer.echo(m, err=True))
+
+
+def export(
+    base: str = typer.Option(..., "--base", help="Base model id or folder the adapter was trained on."),
+    adapter: Path = typer.Option(..., "--adapter", help="Adapter folder written by `clinrag finetune`."),
+    out: Path = typer.Option(..., "--out", help="Folder for the merged standalone model + tokenizer."),
+) -> None:
+    """Merge an adapter into its base and save a standalone model (transformers / vLLM loadable)."""
+    from clinrag.finetune.export import export_merged
+
+    path = export_merged(base, adapter, out)
+    typer.echo(f"wrote {path}", err=True)
+
+
+def augment(
+    cases: Path = typer.Argument(..., help="Case file to augment."),
+    out: Path = typer.Option(..., "--out", help="JSONL with the originals followed by their paraphrases."),
+    generator: str = typer.Option("hf", "--generator", help="Generator plugin whose LLM paraphrases."),
+    model: str | None = typer.Option(None, "--model", help="Model for the generator (its `model` option)."),
+    n: int = typer.Option(1, "--n", help="Paraphrases per case (each with a different rewrite instruction)."),
+) -> None:
+    """Paraphrase scenarios and questions with an LLM, keeping numbers, units, drug names and keys intact."""
+    from clinrag.finetune.augment import augment_file
+
+    stats = augment_file(cases, out, generator=generator, model=model, n=n,
+                         log=lambda m: typer.echo(m, err=True))
+    typer.echo(f"wrote {out}: {stats['kept']} paraphrases kept, {stats['rejected']} rejected", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune", context_settings=_EXTRA)(finetune)
+    app.command("export")(export)
+    app.command("augment")(augment)

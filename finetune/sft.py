@@ -1,0 +1,388 @@
+"""Supervised fine-tuning (TRL ``SFTTrainer`` + PEFT + bitsandbytes) of a small chat model on clinical cases.
+
+Run::
+
+    clinrag finetune --config examples/finetune/qwen25-0.5b-qlora.yaml
+    clinrag finetune --model Qwen/Qwen2.5-0.5B-Instruct --data cases.jsonl --eval-data dev.jsonl \\
+        --index .cache/index --mode qlora --preset small-data --out runs/qwen-qlora
+    clinrag finetune --config FILE.yaml --resume            # continue after a kill, same result
+    accelerate launch --config_file examples/accelerate/ddp.yaml -m clinrag finetune --config FILE.yaml
+
+Order of work: resolve the config, build every example and check tokenizer/manifest (errors here, before any model
+loads), load the model (4-bit NF4 for qlora), resize its embeddings to the tokenizer (never shrinking), wrap it with
+LoRA (+ ``trainable_token_indices`` for the new vocabulary rows), optionally run continual pre-training on raw text,
+train with eval/early stopping/checkpoints, then write the output folder atomically-per-file:
+``adapter_model.safetensors`` + ``adapter_config.json`` (a standard PEFT folder whose ``base_model_name_or_path``
+is the base), tokenizer files, ``config.resolved.yaml``, ``added_tokens_manifest.json`` (if any), ``metrics.json``,
+``report.md`` and ``loss.png``. Checkpoints live in ``<out>/checkpoints``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from clinrag.errors import ModelLoadError
+
+from .config import ConfigError, DataError, FinetuneConfig, Mode, compute_dtype, dump_yaml, to_bnb_config, \
+    to_peft_config, to_sft_config
+from .data import PreparedData, prepare_data, to_dataset
+
+MANIFEST_NAME = "added_tokens_manifest.json"
+
+
+# -- the one workaround ---------------------------------------------------------------------------------------------
+
+def patch_trainable_tokens_lm_head(model: Any) -> bool:
+    """Give PEFT's ``TrainableTokensWrapper`` around the LM head the ``bias`` attribute TRL's fused LM head reads.
+
+    TRL 1.16's ``SFTTrainer`` computes the loss with a fused LM head that reads ``lm_head.weight`` and
+    ``lm_head.bias``. With ``trainable_token_indices`` and tied embeddings, PEFT wraps the LM head in a
+    ``TrainableTokensWrapper`` whose ``weight`` is the merged (base + trainable rows) matrix, differentiable in the
+    trainable rows, but which has no ``bias`` → ``AttributeError`` on the first step. The wrapped module's own
+    bias (``None`` for Qwen2/Llama heads) is exactly what the fused head needs. Returns True if a patch was applied.
+    ``tests/finetune/test_sft.py::test_fused_head_crash_still_happens_without_patch`` fails once TRL/PEFT fix it.
+    """
+    head = model.get_output_embeddings()
+    if type(head).__name__ != "TrainableTokensWrapper":
+        return False
+    try:
+        head.bias  # noqa: B018 - probing
+        return False
+    except AttributeError:
+        pass
+    original = head.original_module if hasattr(head, "original_module") else None
+    object.__setattr__(head, "bias", getattr(original, "bias", None))
+    return True
+
+
+def _make_trainer_class() -> type:
+    from trl import SFTTrainer
+
+    class ClinragSFTTrainer(SFTTrainer):
+        """``SFTTrainer`` with :func:`patch_trainable_tokens_lm_head` applied once the model is wrapped."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            patch_trainable_tokens_lm_head(self.model)
+
+    return ClinragSFTTrainer
+
+
+# -- vocabulary / tokenizer checks ------------------------------------------------------------------------------------
+
+def load_manifest(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"vocabulary manifest not found: {p}")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}: invalid JSON ({exc.msg})") from None
+    ids = data.get("added_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+        raise ConfigError(f"{p}: field 'added_ids' must be a list of token ids")
+    return data
+
+
+def manifest_tokens(manifest: dict[str, Any]) -> dict[str, int]:
+    """token content → id from the manifest's ``added`` entries (``clinrag vocab extend`` format)."""
+    out = {}
+    for item in manifest.get("added", []) or []:
+        if isinstance(item, dict) and isinstance(item.get("id"), int) and (item.get("token") or item.get("form")):
+            out[str(item.get("token") or item.get("form"))] = int(item["id"])
+    return out
+
+
+def check_manifest_against_tokenizer(manifest: dict[str, Any], tokenizer: Any, source: str) -> list[int]:
+    """The manifest's new ids must exist in the tokenizer and its added tokens must have the same ids there."""
+    ids = sorted(int(i) for i in manifest["added_ids"])
+    n = len(tokenizer)
+    bad = [i for i in ids if i >= n]
+    if bad:
+        raise ConfigError(f"{source}: added ids {bad[:5]} are beyond the tokenizer's {n} ids: the tokenizer does not "
+                          f"match this manifest (use the tokenizer saved by `clinrag vocab extend`)")
+    for token, tid in manifest_tokens(manifest).items():
+        got = tokenizer.convert_tokens_to_ids(token)
+        if got != tid:
+            raise ConfigError(f"{source}: token {token!r} is id {tid} in the manifest but {got} in the tokenizer")
+    return ids
+
+
+def check_tokenizer_extends(base_tok: Any, tok: Any, *, what: str = "adapter tokenizer") -> None:
+    """``tok`` must keep every (token, id) of ``base_tok`` (it may add tokens after them)."""
+    base_vocab = base_tok.get_vocab()
+    vocab = tok.get_vocab()
+    mismatched = [(t, i) for t, i in base_vocab.items() if vocab.get(t) != i]
+    if mismatched:
+        t, i = mismatched[0]
+        raise ModelLoadError(f"the {what} does not match the base model's tokenizer: {len(mismatched)} base tokens "
+                             f"differ (e.g. {t!r} is id {i} in the base, {vocab.get(t)} in the {what})")
+
+
+# -- model loading --------------------------------------------------------------------------------------------------
+
+def _cuda(cfg: FinetuneConfig) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and not cfg.train.cpu
+
+
+def load_tokenizer(cfg: FinetuneConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    src = cfg.model.tokenizer or cfg.model.name_or_path
+    try:
+        tok = AutoTokenizer.from_pretrained(src, trust_remote_code=cfg.model.trust_remote_code)
+    except Exception as exc:  # noqa: BLE001 - offline / missing files: one clear line
+        raise ModelLoadError(f"cannot load tokenizer from {src!r}: {exc}") from exc
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not getattr(tok, "chat_template", None):
+        raise ModelLoadError(f"tokenizer {src!r} has no chat template: the conversational examples need one")
+    return tok
+
+
+def load_model(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, tuple[int, int]]:
+    """The base model (NF4 for qlora), embeddings grown to the tokenizer (never shrunk)."""
+    from transformers import AutoModelForCausalLM
+
+    from .embeddings import resize_to_tokenizer
+
+    cuda = _cuda(cfg)
+    kwargs: dict[str, Any] = dict(trust_remote_code=cfg.model.trust_remote_code,
+                                  attn_implementation=cfg.model.attn_implementation)
+    bnb = to_bnb_config(cfg)
+    if bnb is not None:
+        import torch
+
+        kwargs.update(quantization_config=bnb, dtype=torch.bfloat16, device_map={"": int(os.environ.get("LOCAL_RANK", 0))} if cuda else {"": "cpu"})
+    else:
+        kwargs["dtype"] = compute_dtype(cfg, cuda)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(cfg.model.name_or_path, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"cannot load model {cfg.model.name_or_path!r}: {exc}") from exc
+    rows = resize_to_tokenizer(model, tokenizer)
+    return model, rows
+
+
+def wrap_peft(model: Any, cfg: FinetuneConfig, new_ids: list[int]) -> Any:
+    if cfg.peft.mode == Mode.FULL.value:
+        return model
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if cfg.peft.mode == Mode.QLORA.value:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.gradient_checkpointing)
+    return get_peft_model(model, to_peft_config(cfg, new_ids))
+
+
+# -- metrics --------------------------------------------------------------------------------------------------------
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _timing_callback() -> Any:
+    from transformers import TrainerCallback
+
+    class Timing(TrainerCallback):
+        """Wall time spent in training steps only (evaluation and checkpoint saving excluded)."""
+
+        def __init__(self) -> None:
+            self.train_seconds = 0.0
+            self._t: float | None = None
+
+        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001
+            self._t = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            if self._t is not None:
+                self.train_seconds += time.perf_counter() - self._t
+                self._t = None
+
+    return Timing()
+
+
+# -- the run --------------------------------------------------------------------------------------------------------
+
+def _place(src: Path, dst_dir: Path) -> None:
+    """Move one finished file into the output folder (rename: a reader never sees half a file)."""
+    os.replace(src, dst_dir / src.name)
+
+
+def prepare(cfg: FinetuneConfig, *, embedder: Any = None) -> tuple[PreparedData, Any, list[int], dict[str, Any] | None]:
+    """Everything that can fail on bad input, before any model loads: data, tokenizer, manifest."""
+    data = prepare_data(cfg.data, seed=cfg.train.seed, embedder=embedder)
+    tok = load_tokenizer(cfg)
+    manifest, new_ids = None, []
+    if cfg.model.vocab_manifest:
+        manifest = load_manifest(cfg.model.vocab_manifest)
+        new_ids = check_manifest_against_tokenizer(manifest, tok, cfg.model.vocab_manifest)
+    long = count_too_long(data.train_rows + data.eval_rows, tok, cfg.train.max_length)
+    if long:
+        data.notes.append(f"{long} examples are longer than max_length={cfg.train.max_length} tokens and will be "
+                          f"truncated from the end (their completion may be cut); raise train.max_length")
+    return data, tok, new_ids, manifest
+
+
+def count_too_long(rows: list[dict[str, Any]], tok: Any, max_length: int) -> int:
+    """How many rows (prompt + completion, chat template applied) exceed ``max_length`` tokens."""
+    n = 0
+    for r in rows:
+        text = tok.apply_chat_template(r["prompt"] + r["completion"], tokenize=False)
+        n += len(tok(text, add_special_tokens=False)["input_ids"]) > max_length
+    return n
+
+
+def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
+                 option_eval_cases: Any = None, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Train per ``cfg`` and write the output folder; returns the metrics written to ``metrics.json``.
+
+    ``callbacks`` are extra ``transformers.TrainerCallback`` objects (the resume test stops a run half-way).
+    """
+    import torch
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from .report import option_accuracy, write_report
+
+    data, tok, new_ids, manifest = prepare(cfg, embedder=embedder)
+    for note in data.notes:
+        log(f"note: {note}")
+    log(f"data: {len(data.train_rows)} train examples ({data.train_stats.question_examples} question, "
+        f"{data.train_stats.summary_examples} summary, {data.train_stats.whole_case_examples} whole-case) from "
+        f"{len(data.split.train)} cases; {len(data.eval_rows)} eval examples from {len(data.split.eval)} cases")
+
+    out = Path(cfg.train.out)
+    ckpt_dir = out / "checkpoints"
+    resume_from = None
+    if cfg.train.resume:
+        resume_from = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
+        log(f"resuming from {resume_from}" if resume_from else "note: --resume given but no checkpoint found; "
+            "starting from scratch")
+    elif ckpt_dir.exists() and any(ckpt_dir.iterdir()):
+        shutil.rmtree(ckpt_dir)  # a fresh run must not mix with an older run's checkpoints
+    out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(cfg.train.seed)
+    cuda = _cuda(cfg)
+    model, rows = load_model(cfg, tok)
+    if rows[1] != rows[0]:
+        log(f"embeddings grown from {rows[0]} to {rows[1]} rows for {len(tok)} tokenizer ids")
+    model = wrap_peft(model, cfg, new_ids)
+    if new_ids and cfg.peft.mode != Mode.FULL.value:
+        log(f"training {len(new_ids)} new embedding rows exactly (trainable_token_indices)")
+
+    metrics: dict[str, Any] = {"mode": cfg.peft.mode, "format": cfg.data.format, "new_token_ids": len(new_ids),
+                               "train_examples": len(data.train_rows), "eval_examples": len(data.eval_rows),
+                               "train_cases": len(data.split.train), "eval_cases": len(data.split.eval),
+                               "with_passages": data.train_stats.with_passages, "notes": data.notes,
+                               "linear4bit_layers": sum(type(m).__name__ == "Linear4bit" for m in model.modules()),
+                               "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    opt_cases = option_eval_cases if option_eval_cases is not None else (
+        [c for c in data.split.eval if c.options and c.answer_key] if cfg.train.option_eval else [])
+
+    if cfg.train.cpt_corpus and cfg.train.cpt_steps > 0 and resume_from is None:
+        metrics["cpt"] = _continual_pretraining(cfg, model, tok, log)
+
+    trainer_cls = _make_trainer_class()
+    timing = _timing_callback()
+    has_eval = bool(data.eval_rows)
+    args = to_sft_config(cfg, ckpt_dir, has_eval=has_eval, cuda=cuda)
+    callbacks = [timing, *(callbacks or [])]
+    if has_eval and cfg.train.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
+    trainer = trainer_cls(model=model, args=args, train_dataset=to_dataset(data.train_rows),
+                          eval_dataset=to_dataset(data.eval_rows) if has_eval else None, processing_class=tok,
+                          callbacks=callbacks)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    if resume_from is None:
+        if has_eval and cfg.train.eval_before:
+            metrics["eval_loss_before"] = float(trainer.evaluate()["eval_loss"])
+            log(f"eval loss before training: {metrics['eval_loss_before']:.4f}")
+        if opt_cases:
+            metrics["option_accuracy_before"] = option_accuracy(trainer.model, tok, opt_cases)
+            log(f"option accuracy before: {metrics['option_accuracy_before']['accuracy']:.3f}")
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    tokens = int(getattr(trainer, "_total_train_tokens", 0))  # real (non-pad) tokens this process trained on
+    state = trainer.state
+    metrics.update(
+        train_loss=float(result.training_loss), global_step=int(state.global_step), epoch=float(state.epoch or 0),
+        train_seconds=round(timing.train_seconds, 3), train_tokens=tokens,
+        tokens_per_s=round(tokens / timing.train_seconds, 2) if timing.train_seconds else None,
+        peak_rss_mb=round(peak_rss_mb(), 1),
+        peak_cuda_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+        best_checkpoint=state.best_model_checkpoint, best_eval_loss=state.best_metric,
+        resumed_from=resume_from,
+    )
+    if has_eval:
+        # The best checkpoint was loaded at the end and its eval loss is already known: no second eval pass.
+        loaded_best = state.best_metric is not None and state.best_model_checkpoint is not None
+        metrics["eval_loss_after"] = (float(state.best_metric) if loaded_best
+                                      else float(trainer.evaluate()["eval_loss"]))
+        log(f"eval loss after training (best checkpoint): {metrics['eval_loss_after']:.4f}")
+    if opt_cases:
+        metrics["option_accuracy_after"] = option_accuracy(trainer.model, tok, opt_cases)
+        log(f"option accuracy after: {metrics['option_accuracy_after']['accuracy']:.3f}")
+
+    # Every rank calls save_model (FSDP/ZeRO-3 gather the weights there); only rank 0 writes files.
+    tmp = out / ".final-tmp"
+    if trainer.is_world_process_zero() and tmp.exists():
+        shutil.rmtree(tmp)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))
+    if not trainer.is_world_process_zero():
+        return metrics
+    try:
+        (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle: not part of the deliverable
+        tok.save_pretrained(str(tmp))
+        (tmp / "config.resolved.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+        if manifest is not None:
+            (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        report = write_report(state.log_history, metrics, tmp)
+        metrics["overfitting"] = report["overfitting"]
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str), encoding="utf-8")
+        for f in sorted(tmp.iterdir()):
+            if f.is_file():
+                _place(f, out)
+            else:  # sub-folders (none for PEFT adapters): replace whole
+                target = out / f.name
+                if target.exists():
+                    shutil.rmtree(target)
+                os.replace(f, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"wrote {out}: {report['verdict']}")
+    return metrics
+
+
+def _continual_pretraining(cfg: FinetuneConfig, model: Any, tok: Any, log: Any) -> dict[str, Any]:
+    """A short language-modelling pass on raw domain text (e.g. the passages corpus) so new tokens gain meaning."""
+    from datasets import Dataset
+
+    from clinrag.retrieval.passages import load_passages
+
+    passages = load_passages([Path(cfg.train.cpt_corpus)])
+    texts = [(p.title + "\n" if p.title else "") + p.text for p in passages]
+    if not texts:
+        raise DataError(f"{cfg.train.cpt_corpus}: no text for continual pre-training")
+    args = to_sft_config(cfg, Path(cfg.train.out) / "cpt", has_eval=False, cuda=_cuda(cfg))
+    args.max_steps = cfg.train.cpt_steps
+    args.learning_rate = cfg.train.cpt_learning_rate
+    args.completion_only_loss = None
+    args.save_strategy = "no"
+    trainer = _make_trainer_class()(model=model, args=args, train_dataset=Dataset.from_dict({"text": texts}),
+                                    processing_class=tok)
+    out = trainer.train()
+    log(f"continual pre-training: {cfg.train.cpt_steps} steps on {len(texts)} passages, loss {out.training_loss:.4f}")
+    shutil.rmtree(Path(cfg.train.out) / "cpt", ignore_errors=True)
+    return {"steps": cfg.train.cpt_steps, "passages": len(texts), "loss": float(out.training_loss)}
+

@@ -1,0 +1,226 @@
+"""SFT on a tiny random Qwen2 (real Qwen2.5 tokenizer, 151,936-row padded tied embedding), every mode, on CPU.
+
+Each run is a handful of optimizer steps on short cases so the whole file stays within a couple of minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from clinrag.finetune.config import ConfigError, config_from_dict, load_config
+from clinrag.finetune.sft import patch_trainable_tokens_lm_head, run_finetune
+
+pytestmark = pytest.mark.slow
+NEW_TERMS = ["stemiwordx", "troponinzz"]
+
+
+def _cases(path: Path) -> Path:
+    rows = []
+    for i in range(8):
+        rows.append({"id": f"c{i}", "clinical_scenario": f"Man {40 + i} with chest pain, stemiwordx on ECG.",
+                     "questions": ["What rises?", "Dose?"],
+                     "answers": [f"troponinzz rises [{i}]", f"{i + 1} mg"], "summary": f"Case {i}: stemiwordx."})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cases_file(tmp_path_factory) -> Path:
+    return _cases(tmp_path_factory.mktemp("cases") / "cases.jsonl")
+
+
+@pytest.fixture(scope="module")
+def extended_dir(tmp_path_factory, tiny_qwen2_dir) -> tuple[Path, Path, list[int]]:
+    """The tiny model extended by `clinrag vocab extend`'s function (new ids land in the padding rows: no resize)."""
+    from clinrag.finetune.vocab_extend import extend_vocabulary
+
+    out = tmp_path_factory.mktemp("ext") / "model"
+    manifest = extend_vocabulary(str(tiny_qwen2_dir), NEW_TERMS, out)
+    return out, out / "added_tokens_manifest.json", list(manifest["added_ids"])
+
+
+def _cfg(model: Path, data: Path, out: Path, **over):
+    base = {"model": str(model), "data": str(data), "out": str(out), "mode": "lora", "peft.r": "4",
+            "peft.alpha": "8", "max_steps": "4", "train.batch_size": "2", "train.max_length": "192",
+            "train.eval_steps": "2", "train.logging_steps": "1", "data.eval_fraction": "0.25",
+            "train.eval_before": "false", "train.early_stopping_patience": "0"}
+    base.update({k: str(v) for k, v in over.items()})
+    return load_config(None, base)
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory, extended_dir, cases_file):
+    model, manifest, ids = extended_dir
+    out = tmp_path_factory.mktemp("run") / "lora"
+    metrics = run_finetune(_cfg(model, cases_file, out, vocab_manifest=manifest, **{"train.eval_before": "true"}),
+                           log=lambda m: None)
+    return out, metrics, model, ids
+
+
+def test_output_folder_is_a_standard_peft_adapter(lora_run):
+    out, metrics, model, _ = lora_run
+    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "config.resolved.yaml",
+                 "metrics.json", "added_tokens_manifest.json", "report.md", "loss.png"):
+        assert (out / name).exists(), name
+    assert not (out / "training_args.bin").exists()
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(model)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["global_step"] == 4 and saved["tokens_per_s"] > 0 and saved["peak_rss_mb"] > 0
+    assert saved["eval_loss_before"] > 0 and saved["eval_loss_after"] > 0 and saved["with_passages"] is False
+    assert "overfitting" in saved and "Verdict" in (out / "report.md").read_text()
+    cfg = config_from_dict(yaml.safe_load((out / "config.resolved.yaml").read_text()))
+    assert cfg.train.max_steps == 4 and cfg.peft.mode == "lora"
+
+
+def test_new_rows_change_and_old_rows_do_not(lora_run):
+    out, _, model, ids = lora_run
+    from transformers import AutoTokenizer
+
+    text = "Man 40 with chest pain, stemiwordx on ECG. troponinzz rises"  # as in the training cases
+    used_ids = set(AutoTokenizer.from_pretrained(str(model))(text)["input_ids"]) & set(ids)
+    assert used_ids  # the case text does use the new tokens
+    base = load_file(str(model / "model.safetensors"))["model.embed_tokens.weight"]
+    tensors = load_file(str(out / "adapter_model.safetensors"))
+    deltas = [k for k in tensors if "trainable_tokens_delta" in k]
+    assert deltas, list(tensors)
+    from clinrag.finetune.export import load_adapter_model
+
+    peft_model, _ = load_adapter_model(str(model), out)
+    merged = peft_model.merge_and_unload()
+    emb = merged.get_input_embeddings().weight.detach()
+    assert emb.shape == base.shape  # 151,667 ids fit in the 151,936 padded rows: no resize
+    old = torch.ones(emb.shape[0], dtype=torch.bool)
+    old[ids] = False
+    assert torch.equal(emb[old], base[old])  # every old row exactly as it was
+    for i in ids:
+        if i in used_ids:
+            assert not torch.allclose(emb[i], base[i])  # the new rows seen in training were trained
+    assert merged.get_output_embeddings().weight.data_ptr() == emb.data_ptr()  # still tied
+
+
+def test_fused_head_crash_still_happens_without_patch(extended_dir, tmp_path):
+    """TRL 1.16's fused LM head reads ``lm_head.bias``, which PEFT's TrainableTokensWrapper lacks.
+
+    If this test fails, TRL or PEFT fixed it: remove ``patch_trainable_tokens_lm_head`` and this test.
+    """
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    model_dir, _, ids = extended_dir
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
+    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": "stemiwordx?"}],
+                             "completion": [{"role": "assistant", "content": "troponinzz"}]}] * 2)
+    args = SFTConfig(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2, report_to="none",
+                     use_cpu=True, save_strategy="no", max_length=32, disable_tqdm=True)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
+                         peft_config=LoraConfig(r=2, target_modules="all-linear",
+                                                trainable_token_indices={"embed_tokens": ids}))
+    with pytest.raises(AttributeError, match="bias"):
+        trainer.train()
+    assert patch_trainable_tokens_lm_head(trainer.model) is True  # the workaround applies…
+    trainer.train()  # …and then the same trainer trains
+
+
+def test_qlora_on_cpu(tiny_qwen2_dir, cases_file, tmp_path):
+    m = run_finetune(_cfg(tiny_qwen2_dir, cases_file, tmp_path / "q", mode="qlora", max_steps=2,
+                          **{"data.eval_fraction": "0"}), log=lambda m: None)
+    assert m["linear4bit_layers"] > 0 and m["global_step"] == 2
+    assert (tmp_path / "q" / "adapter_model.safetensors").exists()
+
+
+def test_full_mode_saves_a_model(tiny_qwen2_dir, cases_file, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    m = run_finetune(_cfg(tiny_qwen2_dir, cases_file, tmp_path / "f", mode="full", max_steps=2,
+                          **{"data.eval_fraction": "0", "train.learning_rate": "1e-3"}), log=lambda m: None)
+    assert m["linear4bit_layers"] == 0 and not (tmp_path / "f" / "adapter_config.json").exists()
+    trained = AutoModelForCausalLM.from_pretrained(str(tmp_path / "f"))
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_qwen2_dir))
+    assert not torch.equal(trained.model.layers[0].mlp.up_proj.weight, base.model.layers[0].mlp.up_proj.weight)
+
+
+def test_resume_after_interruption_matches_uninterrupted(tiny_qwen2_dir, cases_file, tmp_path):
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):  # stands in for a kill right after the step-2 checkpoint
+        def on_save(self, args, state, control, **kw):
+            if state.global_step == 2:
+                control.should_training_stop = True
+
+    over = {"data.eval_fraction": "0", "train.eval_steps": "2", "peft.dropout": "0.1"}
+    run_finetune(_cfg(tiny_qwen2_dir, cases_file, tmp_path / "a", **over), log=lambda m: None)
+    part = run_finetune(_cfg(tiny_qwen2_dir, cases_file, tmp_path / "b", **over), log=lambda m: None,
+                        callbacks=[StopAt()])
+    assert part["global_step"] == 2
+    resumed = run_finetune(_cfg(tiny_qwen2_dir, cases_file, tmp_path / "b", resume="true", **over), log=lambda m: None)
+    assert resumed["global_step"] == 4 and resumed["resumed_from"].endswith("checkpoint-2")
+    a = load_file(str(tmp_path / "a" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    la = [h["loss"] for h in json.loads((tmp_path / "a" / "log_history.json").read_text()) if "loss" in h]
+    lb = [h["loss"] for h in json.loads((tmp_path / "b" / "log_history.json").read_text()) if "loss" in h]
+    assert la[-2:] == pytest.approx(lb[-2:], rel=1e-5)
+
+
+def test_manifest_not_matching_tokenizer_fails_before_loading(tiny_qwen2_dir, cases_file, tmp_path):
+    bad = tmp_path / "m.json"
+    bad.write_text(json.dumps({"added_ids": [151700]}))
+    with pytest.raises(ConfigError, match="beyond the tokenizer's 151665 ids"):
+        run_finetune(_cfg(tiny_qwen2_dir, cases_file, tmp_path / "x", vocab_manifest=bad), log=lambda m: None)
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_rejects_unknown_key_and_empty_data(tmp_path, cases_file, capsys):
+    from clinrag.cli import main
+
+    assert main(["finetune", "--model", "m", "--data", str(cases_file), "--learning-rat", "1"]) == 2
+    assert "unknown config key '--learning-rat'" in capsys.readouterr().err
+    empty = tmp_path / "e.jsonl"
+    empty.write_text(json.dumps({"id": "1", "clinical_scenario": "s", "questions": ["q?"]}) + "\n")
+    assert main(["finetune", "--model", "m", "--data", str(empty)]) == 2
+    assert "no training example has a completion" in capsys.readouterr().err
+
+
+def test_option_scoring_with_shared_prompt_cache_matches_full_forward(tiny_qwen2_dir):
+    """option_accuracy runs the prompt once and scores options from the KV cache: same numbers as full forwards."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from clinrag.finetune.report import _score_continuations, option_accuracy
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_qwen2_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_qwen2_dir)).eval()
+    prompt = tok("Patient with chest pain. Options: A or B?")["input_ids"]
+    comps = [tok("A. aspirin", add_special_tokens=False)["input_ids"],
+             tok("B. low molecular weight heparin", add_special_tokens=False)["input_ids"]]
+    sums, firsts = _score_continuations(model, prompt, comps, torch.device("cpu"))
+    for c, s, f in zip(comps, sums, firsts):
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([prompt + c])).logits[0].float(), -1)
+        lp = [float(logp[len(prompt) - 1 + t, c[t]]) for t in range(len(c))]
+        assert s == pytest.approx(sum(lp), abs=1e-3) and f == pytest.approx(lp[0], abs=1e-4)
+    from clinrag.cases import Case
+
+    case = Case(id="x", clinical_scenario="s", questions=["q?"], options=[{"A": "a", "B": "b"}], answer_key=["A"])
+    acc = option_accuracy(model, tok, [case])
+    assert acc["n"] == 1 and acc["correct"] in (0, 1)
+
+
+def test_continual_pretraining_stage_runs_before_sft(tiny_qwen2_dir, cases_file, tmp_path):
+    kb = Path(__file__).resolve().parents[2] / "examples" / "demo" / "knowledge_base.jsonl"
+    m = run_finetune(_cfg(tiny_qwen2_dir, cases_file, tmp_path / "c", max_steps=1,
+                          **{"data.eval_fraction": "0", "train.cpt_corpus": str(kb), "train.cpt_steps": "1"}),
+                     log=lambda m: None)
+    assert m["cpt"]["steps"] == 1 and m["cpt"]["passages"] > 10 and m["cpt"]["loss"] > 0
+    assert m["global_step"] == 1 and not (tmp_path / "c" / "cpt").exists()
