@@ -14,7 +14,7 @@
    are searched exactly (ground truth) and with HNSW / IVF / IVF-PQ at several settings: recall@10 and speed-up.
 
 Writes ``benchmarks/results/retrieval.json`` (each section records its command, machine and load average).
-``--steps ann --index /work/cache/full-index`` re-runs one section into the existing file. Needs the shared data
+``--steps ann --index .cache/full-index`` re-runs one section into the existing file. Needs the shared data
 (``../shared/data``, or ``CLINRAG_SHARED_DATA``).
 """
 

@@ -21,8 +21,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CLINRAG_SHARED_DATA", REPO.parent / "shared" / "data"))
-if not (SHARED / "README.md").exists():
-    SHARED = Path("/work/shared/data")
 MODEL = REPO / ".cache" / "models" / "smollm2-hf"
 GGUF = REPO / ".cache" / "models" / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Default options, with replies capped at 64 new tokens so the run fits a shared 2-core CPU (~10 min).

@@ -25,8 +25,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SHARED = Path(os.environ.get("CLINRAG_SHARED_DATA", REPO.parent / "shared" / "data"))
-if not SHARED.exists() and Path("/work/shared/data").exists():
-    SHARED = Path("/work/shared/data")
 
 
 def default_data() -> Path:
