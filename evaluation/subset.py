@@ -24,7 +24,7 @@ def subset_passages(cases: Sequence[Case], corpus: str | Path | Sequence[str | P
     sources = [corpus] if isinstance(corpus, (str, Path)) else list(corpus)
     gold = {pid for c in cases for ev in (c.evidence or []) for pid in ev}
     chosen, others = [], []
-    for p in iter_passages(sources):
+    for p, _where in iter_passages(sources):  # (passage, "file:line") pairs
         (chosen if p.id in gold else others).append(p)
     missing = gold - {p.id for p in chosen}
     if missing:
