@@ -102,7 +102,6 @@ def option_accuracy(model: Any, tokenizer: Any, cases: Sequence[Any], *, batch_o
     (how the training targets begin): ``accuracy`` takes the option with the highest summed log-probability,
     ``accuracy_key`` only the log-probability of the completion's first token (the option key).
     """
-    import torch
 
     was_training = model.training
     model.eval()

@@ -30,7 +30,6 @@ every new row explicitly (:data:`clinrag.finetune.embeddings.INIT_METHODS`), for
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

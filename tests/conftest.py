@@ -97,3 +97,59 @@ def tiny_qwen2_dir(tmp_path_factory, qwen_tokenizer_dir) -> Path:
     model.save_pretrained(out, safe_serialization=True)
     AutoTokenizer.from_pretrained(str(qwen_tokenizer_dir)).save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def smollm2_server(smollm2_dir):
+    """``clinrag serve`` (SmolLM2, OpenAI-compatible) in a subprocess on a free 127.0.0.1 port; its /v1 base URL.
+
+    Shared by every test that needs a real OpenAI-compatible server; always shut down at the end of the session.
+    """
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "clinrag", "serve", "--model", str(smollm2_dir), "--port", str(port),
+                             "--max-new-tokens", "16"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"clinrag serve exited {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/models", timeout=2) as resp:
+                    models = json.loads(resp.read())
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("clinrag serve did not start within 240 s")
+                time.sleep(0.5)
+        assert models["data"][0]["id"] == str(smollm2_dir)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Real SmolLM2 decoding on a small shared CPU: one intra-op thread avoids the spin-wait collapse of two
+    OpenMP threads competing with other processes (measured ~10× faster there). Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

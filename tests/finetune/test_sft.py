@@ -6,7 +6,6 @@ Each run is a handful of optimizer steps on short cases so the whole file stays 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

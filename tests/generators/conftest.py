@@ -1,16 +1,8 @@
-"""Generator tests run real SmolLM2 decoding on a small shared CPU box: one intra-op thread avoids the
-spin-wait collapse of two OpenMP threads competing with other processes (measured: ~10× faster there)."""
-
-from __future__ import annotations
+"""Generator tests decode with real SmolLM2: one torch thread each (see ``one_torch_thread``)."""
 
 import pytest
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)

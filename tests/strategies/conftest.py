@@ -18,14 +18,8 @@ CASE_IDS = ["medquad-2-0000530", "medquad-3-0000874", "medquad-6-0000054"]
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Two OpenMP threads competing with other processes on a small shared CPU decode ~10x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_torch_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
