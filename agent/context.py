@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
+
+
+class AnswerMode(str, Enum):
+    """``per_question`` (default): translate, retrieve per sub-question, answer each, summarise separately.
+    ``single_pass``: one LLM call with the whole case in, "Summary + numbered answers" out, no retrieval —
+    the format of fine-tuning's ``whole_case`` mode."""
+
+    per_question = "per_question"
+    single_pass = "single_pass"
+
+    @classmethod
+    def parse(cls, value: str | AnswerMode) -> AnswerMode:
+        try:
+            return cls(str(getattr(value, "value", value)).replace("-", "_"))
+        except ValueError:
+            raise ValueError(f"unknown answer mode {value!r} (valid: {', '.join(m.value for m in cls)})") from None
 
 
 @dataclass
 class AgentContext:
     """retriever / generator / strategy are plugin instances; ``translator_llm`` is the LLM strategies use
     (defaults to the generator's own, when it has one); ``k`` passages per sub-question;
-    ``llm_budget`` caps the LLM calls query translation may spend per case (None: unlimited)."""
+    ``llm_budget`` caps the LLM calls query translation may spend per case (None: unlimited);
+    ``answer_mode`` picks the per-question graph or the single-pass whole-case call."""
 
     retriever: Any
     generator: Any
@@ -18,6 +36,7 @@ class AgentContext:
     translator_llm: Any = None
     k: int = 5
     llm_budget: int | None = None
+    answer_mode: AnswerMode = AnswerMode.per_question
 
     @property
     def strategy_llm(self) -> Any:

@@ -4,7 +4,11 @@ The scenario summary is written in parallel with translation and joins at ``comp
 (retriever, generator, strategy) come from the runtime context (:class:`AgentContext`), never from state::
 
     START ─┬─ translate ──Send×N──▶ retrieve ──▶ answer ─┬─▶ compose ─▶ END
-           └─ summarize ──────────────────────────────────┘
+           ├─ summarize ──────────────────────────────────┤
+           └─ whole_case (answer_mode=single_pass) ────────┘
+
+In ``single_pass`` mode one LLM call reads the whole case and writes "Summary: … Answers: 1. … 2. …" (the
+format fine-tuning's ``whole_case`` mode trains); nothing is retrieved.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from langgraph.types import Send
 from clinrag.plugins.generators.base import AnswerRequest
 from clinrag.plugins.strategies.base import LLMBudget
 from clinrag.retrieval.fusion import fuse
-from clinrag.types import Usage
+from clinrag.errors import ClinragError
+from clinrag.types import Generation, Query, SubQuestion, Usage
 
-from .context import AgentContext
+from .context import AgentContext, AnswerMode
+from .prompts import parse_whole_case, whole_case_messages
 from .response import CaseResponse, QuestionAnswer, RetrievedSource, Source, SubAnswer, UsageReport
 from .state import BranchState, CaseState
 
@@ -102,11 +108,37 @@ def compose(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         answers.append(QuestionAnswer(index=i + 1, question=question, answer="\n\n".join(texts),
                                       sources=list(sources.values()), sub_questions=sub_answers))
     total = sum(state.get("usage", []), Usage())
-    response = CaseResponse(case_id=case.id, strategy=ctx.strategy.name, generator=ctx.generator.name,
+    strategy = ctx.strategy.name if ctx.answer_mode is AnswerMode.per_question else "single_pass"
+    response = CaseResponse(case_id=case.id, strategy=strategy, generator=ctx.generator.name,
                             summary=state["summary"].text.strip(), answers=answers,
                             notes=list(dict.fromkeys(state.get("notes", []))),
                             usage=UsageReport(**total.as_dict()))
     return {"response": response}
+
+
+def start(state: CaseState, runtime: Runtime[AgentContext]) -> list[str]:
+    if runtime.context.answer_mode is AnswerMode.single_pass:
+        return ["whole_case"]
+    return ["translate", "summarize"]
+
+
+def whole_case(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Single pass: the whole case in one LLM call, parsed back into a summary and one answer per question."""
+    ctx, case = runtime.context, state["case"]
+    llm = ctx.generator.llm
+    if llm is None:
+        raise ClinragError(f"answer mode 'single_pass' needs an LLM generator; {ctx.generator.name!r} has none "
+                           f"(use --generator hf or openai)")
+    gen = llm.chat([whole_case_messages(case)])[0]
+    summary, answers = parse_whole_case(gen.text, case.n_questions)
+    notes = []
+    missing = [i + 1 for i, a in enumerate(answers) if not a.strip()]
+    if missing:
+        notes.append(f"single_pass: the model gave no answer for question(s) {missing}")
+    subs = [SubQuestion(f"q{i + 1}", i, q, (Query(q, "case"),)) for i, q in enumerate(case.questions)]
+    per_question = {sq.id: Generation(a.strip() or "(no answer)") for sq, a in zip(subs, answers)}
+    return {"sub_questions": subs, "fusion": ("union", 60), "retrieved": {}, "answers": per_question,
+            "summary": Generation(summary.strip()), "notes": notes, "usage": [gen.usage]}
 
 
 def build_graph() -> Any:
@@ -115,12 +147,13 @@ def build_graph() -> Any:
     builder.add_node("summarize", summarize)
     builder.add_node("retrieve", retrieve)
     builder.add_node("answer", answer)
+    builder.add_node("whole_case", whole_case)
     builder.add_node("compose", compose)
 
-    builder.add_edge(START, "translate")
-    builder.add_edge(START, "summarize")
+    builder.add_conditional_edges(START, start, ["translate", "summarize", "whole_case"])
     builder.add_conditional_edges("translate", fan_out, ["retrieve"])
     builder.add_edge("retrieve", "answer")
     builder.add_edge(["answer", "summarize"], "compose")
+    builder.add_edge("whole_case", "compose")
     builder.add_edge("compose", END)
     return builder.compile()

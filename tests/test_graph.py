@@ -134,3 +134,53 @@ def test_unspecific_question_retrieves_with_scenario():
     assert "ST elevation" in subs[0].queries[0].text
     specific = DecompositionStrategy().translate(CASE).sub_questions[2]
     assert specific.queries[0].text == "Is asthma relevant?" or "asthma" in specific.queries[0].text
+
+
+class WholeCaseLLM:
+    """A scripted chat LLM that replies in the single-pass format (and records what it was asked)."""
+
+    def __init__(self, reply):
+        self.reply, self.asked = reply, []
+
+    def chat(self, conversations, *, max_new_tokens=None):
+        self.asked.extend(conversations)
+        return [Generation(self.reply, usage=Usage(llm_calls=1, prompt_tokens=50, completion_tokens=20))]
+
+
+class LLMGenerator(FakeGenerator):
+    def __init__(self, reply):
+        super().__init__()
+        self.llm = WholeCaseLLM(reply)
+
+
+def test_single_pass_mode_one_call_no_retrieval():
+    from clinrag.agent.context import AnswerMode
+
+    gen, retriever = LLMGenerator("**Summary:** chest pain.\nAnswers:\n1. STEMI, treat with PCI.\n2) No."), OverlapRetriever()
+    ctx = AgentContext(retriever=retriever, generator=gen, strategy=DecompositionStrategy(),
+                       answer_mode=AnswerMode.single_pass)
+    resp = Agent(ctx).answer(CASE)
+    assert resp.strategy == "single_pass" and resp.summary == "chest pain."
+    assert [a.answer for a in resp.answers] == ["STEMI, treat with PCI.", "No."]
+    assert retriever.calls == [] and gen.batches == [] and len(gen.llm.asked) == 1  # one call, nothing retrieved
+    assert "1. What is the diagnosis" in gen.llm.asked[0][-1]["content"]
+    assert resp.usage.llm_calls == 1 and resp.notes == []
+
+
+def test_single_pass_missing_answer_is_noted_and_extractive_is_refused(capsys):
+    from clinrag.agent.context import AnswerMode
+    from clinrag.cli import main
+
+    gen = LLMGenerator("Summary: s\nAnswers:\n1. only one")
+    resp = Agent(AgentContext(retriever=None, generator=gen, strategy=DecompositionStrategy(),
+                              answer_mode=AnswerMode.single_pass)).answer(CASE)
+    assert len(resp.answers) == 2 and resp.answers[1].answer == "(no answer)"
+    assert resp.notes == ["single_pass: the model gave no answer for question(s) [2]"]
+    from .conftest import DEMO_CASES
+
+    assert main(["answer", str(DEMO_CASES), "--answer-mode", "single_pass", "--case-id", "demo-hypothyroidism"]) == 2
+    assert "needs an LLM generator; 'extractive' has none" in capsys.readouterr().err
+    assert main(["answer", str(DEMO_CASES), "--case-id", "demo-hypothyroidism"]) == 2
+    assert "an index is required (--index)" in capsys.readouterr().err
+    assert main(["answer", str(DEMO_CASES), "--answer-mode", "both"]) == 2
+    assert "unknown answer mode 'both' (valid: per_question, single_pass)" in capsys.readouterr().err

@@ -45,7 +45,8 @@ def generator_options(model: str | None, adapter: str | None, base_url: str | No
 
 def answer(
     cases: Path = typer.Argument(..., help="Case file (.jsonl, .json or .csv)."),
-    index: Path = typer.Option(..., "--index", help="Index folder built with `clinrag index build`."),
+    index: Path = typer.Option(None, "--index", help="Index folder built with `clinrag index build` "
+                               "(required except with --answer-mode single_pass)."),
     case_id: str = typer.Option(None, "--case-id", help="Answer only this case."),
     strategy: str = typer.Option("decomposition", "--strategy", help="Query-translation strategy (see `clinrag strategies list`)."),
     generator: str = typer.Option("extractive", "--generator", help="Answer generator (see `clinrag generators list`)."),
@@ -62,6 +63,8 @@ def answer(
     translator_model: str = typer.Option(None, "--translator-model", help="LLM for query translation, if it "
                                          "should differ from the answering generator's (hub id, folder, .gguf)."),
     llm_budget: int = typer.Option(None, "--llm-budget", min=0, help="Max LLM calls query translation may spend per case."),
+    answer_mode: str = typer.Option("per_question", "--answer-mode", help="per_question (translate, retrieve, answer "
+                                    "each) or single_pass (whole case in one LLM call, no retrieval)."),
 ) -> None:
     """Answer clinical cases: a summary plus one answer per question, each with its sources."""
     from clinrag.agent.run import build_agent
@@ -71,7 +74,8 @@ def answer(
     agent = build_agent(index, strategy=strategy, generator=generator, k=k,
                         strategy_options=parse_options(strategy_option, "--strategy-option"),
                         generator_options=generator_options(model, adapter, base_url, max_new_tokens, option),
-                        translator_model=translator_model, llm_budget=llm_budget, retrieval_mode=mode)
+                        translator_model=translator_model, llm_budget=llm_budget, retrieval_mode=mode,
+                        answer_mode=answer_mode)
     for response in agent.answer_all(selected):
         if fmt is OutputFormat.json:
             typer.echo(json.dumps(response.model_dump(), ensure_ascii=False))

@@ -64,3 +64,16 @@ def test_shared_data_case_with_hf_from_gguf(shared_data, smollm2_gguf, demo_inde
     response = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert response["generator"] == "hf" and len(response["answers"]) >= 3
     assert all(a["answer"].strip() for a in response["answers"])
+
+
+@pytest.mark.slow
+def test_single_pass_answer_mode_with_smollm2(smollm2_dir, capsys):
+    """The whole-case mode (the format fine-tuning's whole_case mode trains) with a real model: one call, no index."""
+    rc = main(["answer", str(DEMO_CASES), "--answer-mode", "single_pass", "--generator", "hf",
+               "--model", str(smollm2_dir), "--max-new-tokens", "48", "--case-id", "demo-hypothyroidism",
+               "--format", "json"])
+    assert rc == 0
+    resp = json.loads(capsys.readouterr().out.strip())
+    assert resp["strategy"] == "single_pass" and len(resp["answers"]) == 3
+    assert resp["usage"]["llm_calls"] == 1 and 0 < resp["usage"]["completion_tokens"] <= 48
+    assert all(a["answer"] for a in resp["answers"]) and all(a["sources"] == [] for a in resp["answers"])
