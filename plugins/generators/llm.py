@@ -7,6 +7,7 @@ Subclasses only provide :attr:`LLMGenerator.llm` (a :class:`~clinrag.plugins.gen
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ def parse_citations(text: str, allowed: Iterable[str]) -> list[str]:
     return found
 
 
-class LLMGenerator:
+class LLMGenerator(ABC):
     """Base for ``hf`` and ``openai``: builds the prompts, batches the answers, parses citations."""
 
     max_new_tokens: int
@@ -50,8 +51,9 @@ class LLMGenerator:
         self.summary_max_new_tokens = int(summary_max_new_tokens or max_new_tokens)
 
     @property
-    def llm(self) -> ChatLLM:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def llm(self) -> ChatLLM:
+        """The chat model this generator answers with (subclasses: in-process or remote)."""
 
     def summarize(self, case: Case) -> Generation:
         gen = self.llm.chat([summary_messages(case)], max_new_tokens=self.summary_max_new_tokens)[0]

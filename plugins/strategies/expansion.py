@@ -10,6 +10,7 @@ translation says so in ``notes`` and lists the sub-question in ``fallbacks``.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
@@ -43,7 +44,7 @@ def anchor_text(case: Case, sq: SubQuestion) -> str:
     return " ".join((sq.text, sq.facts, case.context, case.clinical_scenario))
 
 
-class ExpandingStrategy:
+class ExpandingStrategy(ABC):
     """Base class: subclasses define the prompt (:meth:`conversation`) and how a reply becomes queries
     (:meth:`expand`, returning None when the reply is unusable)."""
 
@@ -56,11 +57,13 @@ class ExpandingStrategy:
         self.max_new_tokens = int_option(self.name, "max_new_tokens", max_new_tokens, minimum=1)
         self.rrf_k = int_option(self.name, "rrf_k", rrf_k, minimum=1)
 
+    @abstractmethod
     def conversation(self, case: Case, sq: SubQuestion) -> list[Message]:
-        raise NotImplementedError
+        """The LLM conversation asking for this sub-question's extra queries."""
 
+    @abstractmethod
     def expand(self, case: Case, sq: SubQuestion, reply: str) -> tuple[Query, ...] | None:
-        raise NotImplementedError
+        """The queries parsed from ``reply`` (None: unusable reply, fall back to the original)."""
 
     def translate(self, case: Case, llm: ChatLLM | None = None, budget: LLMBudget | None = None) -> Translation:
         start = time.perf_counter()
