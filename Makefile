@@ -41,7 +41,10 @@ models: $(STAMP) $(SMOLLM2_GGUF)
 $(DEMO_INDEX)/manifest.json: examples/demo/knowledge_base.jsonl | $(STAMP)
 	$(CLINRAG) index build examples/demo/knowledge_base.jsonl --out $(DEMO_INDEX)
 
+# An index written by an older clinrag (another format version) is rebuilt rather than failing the demo.
 demo: $(STAMP) $(DEMO_INDEX)/manifest.json
+	@$(CLINRAG) index info $(DEMO_INDEX) >/dev/null 2>&1 || \
+		$(CLINRAG) index build examples/demo/knowledge_base.jsonl --out $(DEMO_INDEX)
 	$(CLINRAG) answer examples/demo/cases.jsonl --index $(DEMO_INDEX) --case-id $(DEMO_CASE)
 
 test: models
