@@ -161,7 +161,7 @@ def main() -> int:
         "what": "SFT tokens/s (real tokens per training-step second): clinrag SFTTrainer with packing vs HF Trainer "
                 "with rows padded to max_length; peak RSS qlora vs lora",
         "model": a.model or "tiny random Qwen2 (hidden 64, 2 layers, 151,936-row tied embedding, real Qwen2.5 tokenizer)",
-        "data": str(a.data), "cases": a.limit, "steps": a.steps, "batch_size": a.batch_size, "max_length": a.max_length,
+        "data": os.path.relpath(a.data, REPO), "cases": a.limit, "steps": a.steps, "batch_size": a.batch_size, "max_length": a.max_length,
         "device": "cuda" if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores, {platform.machine()})",
         "clinrag_lora": clin, "padded_hf_trainer_lora": padded, "clinrag_qlora": qlora,
         "tokens_per_s_ratio_vs_padded": round(clin["tokens_per_s"] / padded["tokens_per_s"], 3),
