@@ -31,3 +31,11 @@ def test_graph_mermaid(capsys):
     out = capsys.readouterr().out
     for node in ("translate", "retrieve", "answer", "summarize", "compose"):
         assert node in out
+
+
+def test_bad_option_value_is_a_usage_error_not_a_traceback(capsys):
+    from clinrag.cli import main
+
+    assert main(["index", "search", "idx", "query", "--mode", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "'nope' is not one of 'dense', 'bm25', 'hybrid'" in err and "Traceback" not in err

@@ -50,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # Usage errors (bad option values, missing arguments). Matched by class name because typer vendors its
+        # own copy of click, whose ClickException is not click.ClickException.
+        if any(c.__name__ == "ClickException" for c in type(exc).__mro__):
             exc.show()
             return exc.exit_code
         raise
