@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
+from clinrag.choices import Choice
 
-class AnswerMode(str, Enum):
+
+class AnswerMode(Choice):
     """``per_question`` (default): translate, retrieve per sub-question, answer each, summarise separately.
     ``single_pass``: one LLM call with the whole case in, "Summary + numbered answers" out, no retrieval —
     the format of fine-tuning's ``whole_case`` mode."""
 
     per_question = "per_question"
     single_pass = "single_pass"
-
-    @classmethod
-    def parse(cls, value: str | AnswerMode) -> AnswerMode:
-        try:
-            return cls(str(getattr(value, "value", value)).replace("-", "_"))
-        except ValueError:
-            raise ValueError(f"unknown answer mode {value!r} (valid: {', '.join(m.value for m in cls)})") from None
 
 
 @dataclass

@@ -58,10 +58,7 @@ def build_agent(index: str | Path | Any | None, *, strategy: str = "decompositio
     strategy_obj = get_strategy(strategy, **(strategy_options or {}))
     generator_cls = generators.get_class(generator)
     mode = RetrievalMode.parse(retrieval_mode)
-    try:
-        amode = AnswerMode.parse(answer_mode)
-    except ValueError as exc:
-        raise ClinragError(str(exc)) from None
+    amode = AnswerMode.parse(answer_mode)
     if index is None and amode is AnswerMode.per_question:
         raise ClinragError("an index is required (--index), except in answer mode single_pass")
     retriever = index if index is None or hasattr(index, "retrieve") else IndexRetriever(index, mode=mode)

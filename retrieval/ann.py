@@ -9,30 +9,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from enum import Enum
 from typing import Any
 
 import numpy as np
 
 from clinrag.errors import ClinragError
 
+from .options import IndexType
+
 AUTO_EXACT_LIMIT = 1_000_000
 AUTO_IVF_LIMIT = 10_000_000
 
 
-class IndexType(str, Enum):
-    auto = "auto"
-    flat = "flat"
-    hnsw = "hnsw"
-    ivf = "ivf"
-    ivfpq = "ivfpq"
-
-    @classmethod
-    def parse(cls, value: str | IndexType) -> IndexType:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ClinragError(f"unknown index type {value!r} (valid: {', '.join(t.value for t in cls)})") from None
 
 
 @dataclass(frozen=True)

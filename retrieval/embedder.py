@@ -10,31 +10,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from enum import Enum
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from clinrag.errors import ClinragError, ModelLoadError
+from clinrag.errors import ModelLoadError
+
+from .options import Precision
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 
 
-class Precision(str, Enum):
-    """Numeric precision used while encoding."""
-
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-
-    @classmethod
-    def parse(cls, value: str | Precision) -> Precision:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ClinragError(f"unknown precision {value!r} (valid: {', '.join(p.value for p in cls)})") from None
 
 
 @runtime_checkable

@@ -21,7 +21,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from .ann import AnnSpec, IndexType, apply_search_params, build_faiss, search_pa
 from .bm25 import BM25Index
 from .chunking import ChunkSpec, chunk_passages
 from .fusion import rrf
+from .options import RetrievalMode
 from .passages import PassageError, check_unique
 
 FORMAT = "clinrag-index"
@@ -44,19 +44,6 @@ EMBED_FIELDS = "title+text"
 DEFAULT_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "default")
 
 
-class RetrievalMode(str, Enum):
-    """How passages are ranked: dense vectors, BM25, or both fused by reciprocal rank."""
-
-    dense = "dense"
-    bm25 = "bm25"
-    hybrid = "hybrid"
-
-    @classmethod
-    def parse(cls, value: str | RetrievalMode) -> RetrievalMode:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ClinragError(f"unknown retrieval mode {value!r} (valid: {', '.join(m.value for m in cls)})") from None
 
 
 def passage_input(p: Passage) -> str:

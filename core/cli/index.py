@@ -6,32 +6,13 @@ Heavy libraries (torch, faiss, bm25s) are imported inside the commands, never at
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 
 import typer
 
+from clinrag.retrieval.options import IndexType, Precision, RetrievalMode
+
 index_app = typer.Typer(no_args_is_help=True, help="Build and inspect passage indexes.")
-
-
-class IndexKind(str, Enum):
-    auto = "auto"
-    flat = "flat"
-    hnsw = "hnsw"
-    ivf = "ivf"
-    ivfpq = "ivfpq"
-
-
-class Mode(str, Enum):
-    dense = "dense"
-    bm25 = "bm25"
-    hybrid = "hybrid"
-
-
-class PrecisionOpt(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
 
 
 def _sources(corpus: list[str]) -> list[str | Path]:
@@ -57,13 +38,13 @@ def build(
                                                  "saved HF dataset folders, or hf:NAME[:SPLIT]."),
     out: Path = typer.Option(..., "--out", help="Index folder to write (replaced atomically)."),
     embedder: str = typer.Option("all-MiniLM-L6-v2", "--embedder", help="sentence-transformers model name or path."),
-    index: IndexKind = typer.Option(IndexKind.flat, "--index", help="FAISS index: flat (exact), hnsw, ivf, ivfpq, "
+    index: IndexType = typer.Option(IndexType.flat, "--index", help="FAISS index: flat (exact), hnsw, ivf, ivfpq, "
                                     "or auto (exact below 1M passages)."),
     bm25: bool = typer.Option(True, "--bm25/--no-bm25", help="Also build BM25 (needed for bm25/hybrid search)."),
     chunk_tokens: int = typer.Option(0, "--chunk-tokens", min=0, help="Split documents longer than N embedder "
                                      "tokens into windows (0: no chunking)."),
     overlap: int = typer.Option(0, "--overlap", min=0, help="Tokens shared by neighbouring windows."),
-    precision: PrecisionOpt = typer.Option(PrecisionOpt.auto, "--precision", help="Encoding precision; auto = bf16 "
+    precision: Precision = typer.Option(Precision.auto, "--precision", help="Encoding precision; auto = bf16 "
                                            "where the CPU/GPU runs it natively, else fp32."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Passages per encode batch."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the embedder (cpu, cuda)."),
@@ -128,7 +109,7 @@ def search(
     folder: Path = typer.Argument(..., help="Index folder."),
     query: str = typer.Argument(..., help="Query text."),
     k: int = typer.Option(5, "-k", "--k", min=1, help="Hits to return."),
-    mode: Mode = typer.Option(Mode.dense, "--mode", help="dense, bm25, or hybrid (reciprocal-rank fusion)."),
+    mode: RetrievalMode = typer.Option(RetrievalMode.dense, "--mode", help="dense, bm25, or hybrid (reciprocal-rank fusion)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {id, title, score, text}."),
     filters: list[str] = typer.Option(None, "--filter", help="Metadata filter KEY=VALUE (VALUE may be a|b); "
                                       "repeatable."),
@@ -152,7 +133,7 @@ def search(
 def evaluate(
     folder: Path = typer.Argument(..., help="Index folder."),
     cases: list[Path] = typer.Argument(..., help="Case files with gold `evidence` passage ids."),
-    modes: list[Mode] = typer.Option(None, "--mode", help="Modes to evaluate (repeatable; default all three)."),
+    modes: list[RetrievalMode] = typer.Option(None, "--mode", help="Modes to evaluate (repeatable; default all three)."),
     out: Path = typer.Option(None, "--out", help="Also write the results as JSON here."),
 ) -> None:
     """hit@5, recall@10 and MRR@10 of the gold evidence, per case file and retrieval mode (Markdown table)."""
@@ -160,7 +141,7 @@ def evaluate(
     from clinrag.retrieval.retriever import IndexRetriever
 
     retriever = IndexRetriever(folder)
-    chosen = [m.value for m in (modes or list(Mode))]
+    chosen = [m.value for m in (modes or list(RetrievalMode))]
     results = [evaluate_cases(retriever, c, chosen) for c in cases]
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
