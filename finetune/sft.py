@@ -32,6 +32,7 @@ from clinrag.errors import ModelLoadError
 from .config import ConfigError, DataError, FinetuneConfig, Mode, compute_dtype, dump_yaml, to_bnb_config, \
     to_peft_config, to_sft_config
 from .data import PreparedData, prepare_data, to_dataset
+from .label_head import accepts_index_logits_to_keep, label_position_loss
 
 MANIFEST_NAME = "added_tokens_manifest.json"
 
@@ -65,11 +66,50 @@ def _make_trainer_class() -> type:
     from trl import SFTTrainer
 
     class ClinragSFTTrainer(SFTTrainer):
-        """``SFTTrainer`` with :func:`patch_trainable_tokens_lm_head` applied once the model is wrapped."""
+        """``SFTTrainer`` with :func:`patch_trainable_tokens_lm_head` applied once the model is wrapped, and, off
+        CUDA/XPU, the loss taken from the label positions only (:mod:`clinrag.finetune.label_head`)."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             patch_trainable_tokens_lm_head(self.model)
+            self.loss_head = "label_positions" if self._label_head_applies() else "trl_fused"
+
+        def _label_head_applies(self) -> bool:
+            from trl.kernels.chunked_logprob import _use_triton
+
+            pc = getattr(self.accelerator, "parallelism_config", None)
+            return (not _use_triton(self.args.device) and self.compute_loss_func is None
+                    and self.label_smoother is None and self.args.loss_type == "nll" and not self.aux_loss_enabled
+                    and not (pc is not None and (pc.sp_enabled or pc.cp_enabled))
+                    and accepts_index_logits_to_keep(self.model))
+
+        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            if return_outputs or self.loss_head != "label_positions" or "labels" not in inputs:
+                return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
+            import torch
+
+            out = label_position_loss(model, inputs, num_items_in_batch)
+            loss = out.loss
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * (self.accelerator.num_processes // self.get_tp_size())
+            # The metrics TRL logs, from the same numbers its fused head would give.
+            mode = "train" if self.model.training else "eval"
+            gather = self.accelerator.gather_for_metrics
+            stats = gather(torch.tensor([out.count, out.entropy_sum, out.correct], dtype=torch.float64,
+                                        device=loss.device)).reshape(-1, 3).sum(0)
+            n = stats[0].item()
+            self._metrics[mode]["entropy"].append(stats[1].item() / n if n > 0 else 0.0)
+            self._metrics[mode]["mean_token_accuracy"].append(stats[2].item() / n if n > 0 else 0.0)
+            if mode == "train":
+                if "attention_mask" in inputs:
+                    local = inputs["attention_mask"].sum()
+                else:
+                    local = torch.tensor(inputs["position_ids"].size(1), device=loss.device)
+                self._total_train_tokens += gather(local).sum().item() // self._tp_size
+            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+            return loss
 
     return ClinragSFTTrainer
 
@@ -301,6 +341,7 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
     trainer = trainer_cls(model=model, args=args, train_dataset=to_dataset(data.train_rows),
                           eval_dataset=to_dataset(data.eval_rows) if has_eval else None, processing_class=tok,
                           callbacks=callbacks)
+    metrics["loss_head"] = trainer.loss_head
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     if resume_from is None:

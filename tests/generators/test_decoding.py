@@ -49,3 +49,25 @@ def test_batched_prefix_cached_equals_sequential_generate(smollm2_dir):
     limited = greedy_generate(model, prompts, max_new_tokens=[3, 12, 7], eos_ids=eos, pad_id=tok.pad_token_id)
     assert limited == [sequential[0][:3], sequential[1][:12], sequential[2][:7]]
     assert all(len(s) > 0 for s in sequential)
+
+
+def test_small_batch_linears_same_outputs_and_restored():
+    import torch
+
+    from clinrag.plugins.generators.decoding import small_batch_linears
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 48, bias=True), torch.nn.Linear(48, 500, bias=False))
+    inputs = [torch.randn(3, 1, 32), torch.randn(1, 32), torch.randn(20, 32), torch.randn(2, 32)]
+    with torch.no_grad():
+        reference = [model(x) for x in inputs]
+        with small_batch_linears(model) as n, small_batch_linears(model):  # nested: still patched inside
+            assert n == 2 and all("forward" in m.__dict__ for m in model)
+            got = [model(x) for x in inputs]
+    assert all("forward" not in m.__dict__ for m in model) and "_clinrag_small_batch" not in model.__dict__
+    for g, r in zip(got, reference):
+        assert g.shape == r.shape and g.is_contiguous()
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-5)
+    model.to(torch.bfloat16)  # other dtypes keep the stock kernel
+    with small_batch_linears(model) as n:
+        assert n == 0 and all("forward" not in m.__dict__ for m in model)
