@@ -134,6 +134,7 @@ def test_qlora_on_cpu(tiny_qwen2_dir, cases_file, tmp_path):
     m = run_finetune(_cfg(tiny_qwen2_dir, cases_file, tmp_path / "q", mode="qlora", max_steps=2,
                           **{"data.eval_fraction": "0"}), log=lambda m: None)
     assert m["linear4bit_layers"] > 0 and m["global_step"] == 2
+    assert m["loss_head"] == "label_positions"  # CPU: the loss takes logits at label positions only
     assert (tmp_path / "q" / "adapter_model.safetensors").exists()
 
 
