@@ -49,13 +49,23 @@ def overfitting_verdict(log_history: Sequence[dict[str, Any]], *, tolerance: flo
     return {"overfitting": False, "verdict": verdict, "best_step": best_step}
 
 
-def plot_losses(log_history: Sequence[dict[str, Any]], path: Path) -> None:
+def plot_series(log_history: Sequence[dict[str, Any]], *, eval_before: float | None = None
+                ) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """The (step, loss) points :func:`plot_losses` draws: the eval curve starts at step 0 when ``eval_before`` is known."""
+    train, evals = loss_curves(log_history)
+    if eval_before is not None and not any(step == 0 for step, _ in evals):
+        evals = [(0, float(eval_before)), *evals]
+    return train, evals
+
+
+def plot_losses(log_history: Sequence[dict[str, Any]], path: Path, *, eval_before: float | None = None) -> None:
+    """Train and eval loss per optimizer step; ``eval_before`` (the untrained model's eval loss) is drawn at step 0."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train, evals = loss_curves(log_history)
+    train, evals = plot_series(log_history, eval_before=eval_before)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     if train:
         ax.plot(*zip(*train), label="train loss", color="tab:blue")
@@ -75,7 +85,7 @@ def write_report(log_history: Sequence[dict[str, Any]], metrics: dict[str, Any],
     """Write ``loss.png`` and ``report.md`` into ``folder``; returns the verdict."""
     folder = Path(folder)
     verdict = overfitting_verdict(log_history)
-    plot_losses(log_history, folder / "loss.png")
+    plot_losses(log_history, folder / "loss.png", eval_before=metrics.get("eval_loss_before"))
     lines = ["# Fine-tuning report", "", f"**Verdict:** {verdict['verdict']}", "", "| metric | value |", "|---|---|"]
     for key in ("mode", "format", "train_examples", "eval_examples", "global_step", "epoch", "train_loss",
                 "eval_loss_before", "eval_loss_after", "best_eval_loss", "best_checkpoint", "tokens_per_s",
