@@ -12,8 +12,8 @@ HISTORY = [{"step": s, "loss": 3.0 - 0.1 * s} for s in range(1, 9)] + [
 def test_verdict_flags_eval_rising_while_train_falls():
     v = overfitting_verdict(HISTORY)
     assert v["overfitting"] is True and v["best_step"] == 4
-    calm = [h for h in HISTORY if h.get("eval_loss", 0) < 2.95 or "loss" in h]
-    assert overfitting_verdict(calm)["overfitting"] is False
+    calm = [h for h in HISTORY if "loss" in h] + [{"step": 4, "eval_loss": 2.7}, {"step": 8, "eval_loss": 2.72}]
+    assert overfitting_verdict(calm)["overfitting"] is False  # within the 2 % tolerance
     assert overfitting_verdict(HISTORY[:8])["overfitting"] is None  # no eval point: no judgement
 
 
