@@ -104,7 +104,6 @@ def pick_cases(args):
     return picked
 
 
-_TORCH_DEFAULT_THREADS: list[int] = []  # what torch picked before we set anything
 VARIANT = {"threads": 1, "max_new_tokens": 32}  # prefill-bound: short answers, one core
 
 
@@ -122,6 +121,13 @@ def main() -> int:
     ap.add_argument("--no-variant", dest="variant", action="store_false",
                     help=f"skip the second, prefill-bound measurement ({VARIANT})")
     args = ap.parse_args()
+    import torch
+
+    from clinrag.plugins.generators.hf import HFGenerator
+
+    args.threads = args.threads or torch.get_num_threads()  # torch's own default, read before anything sets it
+    if args.max_new_tokens is None:
+        args.max_new_tokens = inspect.signature(HFGenerator).parameters["max_new_tokens"].default
     result = measure(args)
     if args.variant:
         print(f"== variant {VARIANT}", flush=True)
@@ -151,11 +157,7 @@ def measure(args: argparse.Namespace) -> dict:
     from clinrag.plugins.generators.hf import HFGenerator
     from clinrag.plugins.generators.loading import gguf_to_folder
 
-    if not _TORCH_DEFAULT_THREADS:
-        _TORCH_DEFAULT_THREADS.append(torch.get_num_threads())
-    torch.set_num_threads(args.threads or _TORCH_DEFAULT_THREADS[0])
-    if args.max_new_tokens is None:
-        args.max_new_tokens = inspect.signature(HFGenerator).parameters["max_new_tokens"].default
+    torch.set_num_threads(args.threads)
     if not (MODEL_DIR / "config.json").exists():
         if not GGUF.exists():
             raise SystemExit(f"{GGUF} missing: run `make models`")

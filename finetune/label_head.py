@@ -30,10 +30,7 @@ class LabelLoss:
 
 def accepts_index_logits_to_keep(model: Any) -> bool:
     """The causal-LM forward takes ``logits_to_keep`` (transformers 4.50+ models accept an index tensor there)."""
-    inner = model
-    for attr in ("get_base_model",):  # PEFT
-        if hasattr(inner, attr):
-            inner = getattr(inner, attr)()
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT
     inner = getattr(inner, "module", inner)  # DDP
     try:
         return "logits_to_keep" in inspect.signature(type(inner).forward).parameters

@@ -181,14 +181,11 @@ def _prefill_rowwise(model: Any, cache: Any, shared: int, suffixes: list[list[in
     for li, layer in enumerate(cache.layers):  # one preallocated tensor per layer: a single copy of each row
         for name in ("keys", "values"):
             prefix = getattr(layer, name)
-            # new_empty + zeroing only the gaps: zero-filling the whole tensor cost more than the copies (page faults)
-            full = prefix.new_empty((bsz, prefix.shape[1], shared + width, prefix.shape[3]))
+            full = prefix.new_zeros((bsz, prefix.shape[1], shared + width, prefix.shape[3]))
             full[:, :, :shared] = prefix
             for i, kv in enumerate(rows_kv):
                 part = kv[li][0 if name == "keys" else 1]
-                start = shared + width - part.shape[2]
-                full[i, :, shared:start] = 0  # masked out, but must be finite (0 × NaN is NaN in attention)
-                full[i, :, start:] = part[0]
+                full[i, :, shared + width - part.shape[2]:] = part[0]
             setattr(layer, name, full)
     mask = torch.zeros((bsz, shared + width), dtype=torch.long, device=device)
     mask[:, :shared] = 1

@@ -20,9 +20,7 @@ class RagFusionStrategy(MultiQueryStrategy):
     name: ClassVar[str] = "rag_fusion"
     description: ClassVar[str] = ("n LLM rewrites per sub-question plus the original, fused by reciprocal-rank "
                                   "fusion (rrf_k configurable). For consensus ranking across phrasings.")
-    llm_calls_per_question: ClassVar[float] = 1
-    fusion: ClassVar[str] = "rrf"
-    query_kind: ClassVar[str] = "paraphrase"
+    fusion: ClassVar[str] = "rrf"  # the rest (LLM calls, query kind, prompt, parsing) as multi_query
 
     def __init__(self, *, n: int = 4, max_new_tokens: int = 150, rrf_k: int = 60) -> None:
         ExpandingStrategy.__init__(self, max_new_tokens=max_new_tokens, rrf_k=rrf_k)
