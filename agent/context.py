@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from clinrag.choices import Choice
+from clinrag.core.choices import Choice
 
 
 class AnswerMode(Choice):

@@ -16,19 +16,25 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from clinrag.core.errors import ClinragError
+from clinrag.core.prompts import parse_whole_case, whole_case_messages
+from clinrag.core.types import Generation, Query, SubQuestion, Usage
+from clinrag.plugins.generators.base import AnswerRequest
+from clinrag.plugins.strategies.base import LLMBudget
+from clinrag.retrieval.fusion import fuse
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from clinrag.plugins.generators.base import AnswerRequest
-from clinrag.plugins.strategies.base import LLMBudget
-from clinrag.retrieval.fusion import fuse
-from clinrag.errors import ClinragError
-from clinrag.types import Generation, Query, SubQuestion, Usage
-
 from .context import AgentContext, AnswerMode
-from .prompts import parse_whole_case, whole_case_messages
-from .response import CaseResponse, QuestionAnswer, RetrievedSource, Source, SubAnswer, UsageReport
+from .response import (
+    CaseResponse,
+    QuestionAnswer,
+    RetrievedSource,
+    Source,
+    SubAnswer,
+    UsageReport,
+)
 from .state import BranchState, CaseState
 
 

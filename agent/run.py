@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from clinrag.cases import Case
+from clinrag.core.cases import Case
 
 from .context import AgentContext
 from .response import CaseResponse
@@ -46,10 +46,10 @@ def build_agent(index: str | Path | Any | None, *, strategy: str = "decompositio
     hybrid) applies when ``index`` is a folder. ``answer_mode="single_pass"`` answers the whole case in one LLM
     call without retrieval (``index`` may then be None).
     """
+    from clinrag.core.errors import ClinragError
     from clinrag.plugins.generators import generators
     from clinrag.plugins.strategies import get_strategy
     from clinrag.retrieval.retriever import IndexRetriever
-    from clinrag.errors import ClinragError
     from clinrag.retrieval.store import RetrievalMode
 
     from .context import AnswerMode

@@ -5,8 +5,8 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, TypedDict
 
-from clinrag.cases import Case
-from clinrag.types import Generation, Hit, SubQuestion, Usage
+from clinrag.core.cases import Case
+from clinrag.core.types import Generation, Hit, SubQuestion, Usage
 
 
 def merge_retrieved(left: dict[str, list[Hit]] | None, right: dict[str, list[Hit]] | None) -> dict[str, list[Hit]]:

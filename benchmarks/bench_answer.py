@@ -1,7 +1,7 @@
 """Answering speed: clinrag's ``hf`` generator vs the sequential ``pipeline()``-per-question baseline.
 
 Same model (SmolLM2-135M-Instruct, the GGUF converted once to a folder so load time is not measured), same
-prompts (:func:`clinrag.agent.prompts.answer_messages`: scenario + that question's passages), same
+prompts (:func:`clinrag.core.prompts.answer_messages`: scenario + that question's passages), same
 ``max_new_tokens``, greedy, CPU, same process and run, cases alternating which side goes first.
 
 * baseline: ``transformers.pipeline("text-generation")`` called once per question, each call re-reading
@@ -65,7 +65,7 @@ class ForwardTimer:
 
 
 def load_passages(path: Path, wanted: set[str]):
-    from clinrag.types import Passage
+    from clinrag.core.types import Passage
 
     out = {}
     with open(path, encoding="utf-8") as fh:
@@ -77,8 +77,8 @@ def load_passages(path: Path, wanted: set[str]):
 
 
 def requests_for(case, passages, k):
+    from clinrag.core.types import Hit, Query, SubQuestion
     from clinrag.plugins.generators.base import AnswerRequest
-    from clinrag.types import Hit, Query, SubQuestion
 
     reqs = []
     for i, q in enumerate(case.questions):
@@ -90,7 +90,7 @@ def requests_for(case, passages, k):
 
 
 def pick_cases(args):
-    from clinrag.cases import load_cases
+    from clinrag.core.cases import load_cases
 
     picked = []  # (source, case, corpus path)
     demo = [c for c in load_cases(DEMO_CASES) if c.evidence][: args.cases_demo]
@@ -122,7 +122,6 @@ def main() -> int:
                     help=f"skip the second, prefill-bound measurement ({VARIANT})")
     args = ap.parse_args()
     import torch
-
     from clinrag.plugins.generators.hf import HFGenerator
 
     args.threads = args.threads or torch.get_num_threads()  # torch's own default, read before anything sets it
@@ -151,11 +150,10 @@ def measure(args: argparse.Namespace) -> dict:
     """One full measurement (both sides, every case) at ``args.threads`` / ``args.max_new_tokens``."""
 
     import torch
-    from transformers import pipeline
-
-    from clinrag.agent.prompts import answer_messages
+    from clinrag.core.models.loading import gguf_to_folder
+    from clinrag.core.prompts import answer_messages
     from clinrag.plugins.generators.hf import HFGenerator
-    from clinrag.plugins.generators.loading import gguf_to_folder
+    from transformers import pipeline
 
     torch.set_num_threads(args.threads)
     if not (MODEL_DIR / "config.json").exists():

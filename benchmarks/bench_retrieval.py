@@ -99,9 +99,9 @@ def bench_build(n: int, repeats: int, batch_size: int) -> tuple[dict, object]:
 
 
 def bench_batched(index_dir: Path, n_cases: int, repeats: int) -> dict:
-    from clinrag.cases import load_cases
+    from clinrag.core.cases import load_cases
+    from clinrag.core.types import Query
     from clinrag.retrieval.retriever import IndexRetriever
-    from clinrag.types import Query
 
     cases = load_cases(MULTI_CASES)[:n_cases]
     batches = [[Query(q) for q in c.questions] for c in cases]
@@ -140,11 +140,10 @@ def _search_time(index, q, k: int, repeats: int) -> tuple[float, np.ndarray]:
 
 def bench_ann(index_dir: Path, n_queries: int, repeats: int) -> dict:
     import faiss
-
-    from clinrag.cases import load_cases
+    from clinrag.core.cases import load_cases
+    from clinrag.core.types import Query
     from clinrag.retrieval.ann import AnnSpec, build_faiss
     from clinrag.retrieval.retriever import IndexRetriever
-    from clinrag.types import Query
 
     r = IndexRetriever(index_dir)
     vecs = r.index.vectors()

@@ -31,10 +31,9 @@ SPECS = [("multi_query", {"n": 3, "max_new_tokens": 64}), ("rag_fusion", {"n": 3
 
 def main(n_medquad: int) -> None:
     import torch
-
-    from clinrag.cases import load_cases
+    from clinrag.core.cases import load_cases
+    from clinrag.core.models.loading import gguf_to_folder
     from clinrag.plugins.generators.hf import HFChatLLM
-    from clinrag.plugins.generators.loading import gguf_to_folder
     from clinrag.plugins.strategies import LLMBudget, get_strategy
 
     torch.set_num_threads(1)  # a shared small CPU box: one thread is much faster than two competing ones

@@ -39,9 +39,11 @@ def default_data() -> Path:
 
 def build_tiny_qwen2(out: Path) -> Path:
     import torch
+    from clinrag.core.models.qwen_tokenizer import (
+        QWEN25_EMBEDDING_ROWS,
+        load_qwen25_tokenizer,
+    )
     from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from clinrag.finetune.qwen_tokenizer import QWEN25_EMBEDDING_ROWS, load_qwen25_tokenizer
 
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=QWEN25_EMBEDDING_ROWS, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -68,12 +70,17 @@ def worker_clinrag(a: argparse.Namespace) -> dict:
 def worker_padded(a: argparse.Namespace) -> dict:
     """The seeds' recipe: HF Trainer, each row = chat-templated prompt+completion padded to max_length, prompt masked."""
     import torch
+    from clinrag.core.cases import load_cases
+    from clinrag.finetune.data import build_examples
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
-
-    from clinrag.cases import load_cases
-    from clinrag.finetune.data import build_examples
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
 
     tok = AutoTokenizer.from_pretrained(a.model)
     if tok.pad_token is None:

@@ -32,8 +32,8 @@ PREFIX = "Clinical case:\n"
 
 def smollm2_folder() -> Path:
     if not (FOLDER / "config.json").exists():
+        from clinrag.core.io import atomic_dir_write
         from clinrag.finetune.vocab_extend import load_model_and_tokenizer
-        from clinrag.retrieval.store import atomic_dir_write
 
         model, tok = load_model_and_tokenizer(GGUF)
         atomic_dir_write(FOLDER, lambda tmp: (model.save_pretrained(tmp), tok.save_pretrained(tmp)))
@@ -80,11 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from clinrag.cases import load_cases
+    from clinrag.core.cases import load_cases
     from clinrag.finetune.vocab_audit import audit
     from clinrag.finetune.vocab_extend import extend_model, extend_tokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.set_num_threads(2)
     folder = smollm2_folder()

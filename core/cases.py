@@ -5,7 +5,7 @@ A *case* is one clinical scenario with several questions. Reference fields (``an
 schema is the one documented in ``../shared/data/README.md``. ``questions`` and ``answers`` may also be a
 single numbered string ("1. … 2. …", "1) …", "Q1: …"), split here into a list.
 
-Every loader validates every row and raises :class:`~clinrag.errors.CaseError` naming file, line (or row)
+Every loader validates every row and raises :class:`~clinrag.core.errors.CaseError` naming file, line (or row)
 and field; no row is ever dropped silently.
 """
 
@@ -18,7 +18,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import CaseError
 

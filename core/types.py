@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: One chat message: ``{"role": "system"|"user"|"assistant", "content": str}``.
+Message = dict[str, str]
+
 
 @dataclass(frozen=True)
 class Passage:

@@ -11,11 +11,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from clinrag.cases import Case
+from clinrag.core.cases import Case
 
 from .aggregate import aggregate
 from .report import render_charts, render_markdown
-from .runner import METRICS, AgentFactory, Arm, _atomic_write, default_agent_factory, run_arms
+from .runner import (
+    METRICS,
+    AgentFactory,
+    Arm,
+    _atomic_write,
+    default_agent_factory,
+    run_arms,
+)
 
 
 def resolve_strategies(spec: str | Sequence[str]) -> list[str]:

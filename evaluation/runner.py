@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from clinrag.cases import Case
-from clinrag.errors import ClinragError
+from clinrag.core.cases import Case
+from clinrag.core.errors import ClinragError
 
 from .scoring import score_case
 

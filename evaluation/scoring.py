@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from clinrag.cases import Case
+from clinrag.core.cases import Case
+from clinrag.retrieval import metrics as rm
 
 from . import answer_metrics as am
-from . import metrics as rm
 
 RETRIEVAL_KEYS = ("hit@5", "recall@10", "mrr@10", "ndcg@10")
 ANSWER_KEYS = ("token_f1", "rouge_l", "mcq_accuracy", "numeric_accuracy")

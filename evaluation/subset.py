@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from clinrag.cases import Case
-from clinrag.errors import ClinragError
+from clinrag.core.cases import Case
+from clinrag.core.errors import ClinragError
 
 
 def subset_passages(cases: Sequence[Case], corpus: str | Path | Sequence[str | Path], extra: int, *,

@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clinrag.cases import Case, load_cases, split_numbered
-
-PARAPHRASE_SYSTEM = ("You rewrite clinical exam cases in different words for training data. Keep every number, unit, "
-                     "drug name, test name and finding exactly as written. Do not add, remove or answer anything.")
+from clinrag.core import prompts
+from clinrag.core.cases import Case, load_cases, split_numbered
 
 _NUM = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)?)\s*(%|[a-zA-Zµμ°/]+(?:/[a-zA-Z0-9^]+)*)?")
 UNITS = {"mg", "g", "kg", "mcg", "µg", "μg", "ug", "ng", "ml", "l", "dl", "mmol", "mol", "meq", "iu", "u", "mmhg",
@@ -104,16 +102,6 @@ def check_paraphrase(original: Case, scenario: str, questions: Sequence[str], *,
     return CheckResult(not problems, problems)
 
 
-def paraphrase_messages(case: Case, variant: int) -> list[dict[str, str]]:
-    qs = "\n".join(f"{i + 1}. {q}" for i, q in enumerate(case.questions))
-    style = ("Reorder the sentences where natural." if variant % 2 else "Use different sentence structure.")
-    user = (f"Rewrite this clinical scenario and its questions in different words. {style} Keep every number, unit, "
-            f"drug name, test name and finding exactly. Keep the same number of questions, in the same order.\n\n"
-            f"Scenario: {case.clinical_scenario}\n\nQuestions:\n{qs}\n\n"
-            f"Reply exactly in this form:\nScenario: <rewritten scenario>\nQuestions:\n1. <rewritten question 1>\n…")
-    return [{"role": "system", "content": PARAPHRASE_SYSTEM}, {"role": "user", "content": user}]
-
-
 def parse_paraphrase(text: str) -> tuple[str, list[str]] | None:
     """``Scenario: … Questions: 1. … 2. …`` → (scenario, questions); None when the reply lacks that shape."""
     m = re.search(r"scenario\s*:\s*(.*?)\s*questions?\s*:\s*(.*)", text, flags=re.IGNORECASE | re.DOTALL)
@@ -129,7 +117,7 @@ def augment_cases(cases: Sequence[Case], llm: Any, *, n: int = 1, extra_terms: S
     """Paraphrase each case ``n`` times with ``llm`` (a :class:`~clinrag.plugins.generators.base.ChatLLM`); return the
     kept paraphrases (new ids ``<id>-aug<j>``) and counts including why candidates were rejected."""
     originals = [c for c in cases if not c.meta.get("augmented_from")]
-    convs = [paraphrase_messages(c, j) for c in originals for j in range(n)]
+    convs = [prompts.case_paraphrase_messages(c, j) for c in originals for j in range(n)]
     outs = llm.chat(convs, max_new_tokens=max_new_tokens) if convs else []
     kept: list[Case] = []
     reasons: Counter = Counter()
@@ -162,7 +150,7 @@ def augment_file(cases_path: str | Path, out: str | Path, *, generator: str = "h
     import os
     import tempfile
 
-    from clinrag.errors import PluginError
+    from clinrag.core.errors import PluginError
     from clinrag.plugins.generators.base import get_generator
 
     cases = load_cases(cases_path)

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 import yaml
-
-from clinrag.errors import ClinragError
+from clinrag.core.errors import ClinragError
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 

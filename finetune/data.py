@@ -1,16 +1,16 @@
 """Cases → conversational prompt/completion examples, rendered by the inference prompts.
 
-Every prompt here comes from :mod:`clinrag.agent.prompts`, the module the LLM generators use at inference, so the
+Every prompt here comes from :mod:`clinrag.core.prompts`, the module the LLM generators use at inference, so the
 model is trained on exactly the text it will see. Two formats (:class:`~clinrag.finetune.config.DataFormat`):
 
 ``per_question`` (default) trains what the graph asks: one example per question whose prompt holds the scenario,
-the question, its options and retrieved passages (:func:`clinrag.agent.prompts.answer_messages`), plus one example
-per case summary (:func:`~clinrag.agent.prompts.summary_messages`). Passages are RAFT-style: the question's gold
+the question, its options and retrieved passages (:func:`clinrag.core.prompts.answer_messages`), plus one example
+per case summary (:func:`~clinrag.core.prompts.summary_messages`). Passages are RAFT-style: the question's gold
 evidence (looked up in the index by id) mixed with ``distractors`` passages retrieved for the question, in a
 seeded random order, so the model learns to pick the relevant passage rather than trust position. Without an index
 the prompts carry "(no passages retrieved)", exactly as the graph renders an empty retrieval.
 
-``whole_case``: all questions in, ``Summary: … Answers: 1. …`` out (:func:`~clinrag.agent.prompts.whole_case_messages`).
+``whole_case``: all questions in, ``Summary: … Answers: 1. …`` out (:func:`~clinrag.core.prompts.whole_case_messages`).
 
 Rows are ``{"prompt": [messages], "completion": [{"role": "assistant", …}], "case_id", "kind"}`` — TRL's
 conversational prompt-completion format, so TRL's ``completion_only_loss`` masks the prompt.
@@ -28,9 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clinrag.agent import prompts
-from clinrag.cases import Case, load_cases
-from clinrag.types import Hit, Passage, Query
+from clinrag.core import prompts
+from clinrag.core.cases import Case, load_cases
+from clinrag.core.types import Hit, Passage, Query
 
 from .config import DataConfig, DataError, DataFormat
 

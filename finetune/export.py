@@ -1,7 +1,7 @@
 """Load a trained adapter onto its base, and merge it into a standalone model folder.
 
 ``clinrag export --base ID|DIR --adapter DIR --out DIR``: the base is resized to the adapter's tokenizer exactly as
-training resized it (:func:`clinrag.finetune.embeddings.resize_to_tokenizer`, never shrinking), the adapter is loaded
+training resized it (:func:`clinrag.core.models.embeddings.resize_to_tokenizer`, never shrinking), the adapter is loaded
 (LoRA weights and any ``trainable_token_indices`` rows), merged, and saved with the tokenizer as safetensors. Plain
 ``transformers`` and vLLM (which cannot serve trainable-token adapters) load the result. The tokenizer must extend the
 base's (every base token keeps its id) — otherwise a clear error before any weights load.
@@ -13,10 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from clinrag.errors import ModelLoadError
-
-from .embeddings import resize_to_tokenizer
-from .sft import check_tokenizer_extends
+from clinrag.core.errors import ModelLoadError
+from clinrag.core.models.embeddings import resize_to_tokenizer
+from clinrag.core.models.manifest import check_tokenizer_extends
 
 
 def read_adapter_config(adapter_dir: str | Path) -> dict[str, Any]:
@@ -62,7 +61,7 @@ def load_adapter_model(base: str, adapter_dir: str | Path, *, dtype: Any = None)
 
 def export_merged(base: str, adapter_dir: str | Path, out: str | Path) -> Path:
     """Merge the adapter into the base and save model + tokenizer to ``out`` (written to a temp folder, renamed)."""
-    from clinrag.retrieval.store import atomic_dir_write
+    from clinrag.core.io import atomic_dir_write
 
     model, tok = load_adapter_model(base, adapter_dir)
     merged = model.merge_and_unload()

@@ -27,15 +27,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from clinrag.errors import ModelLoadError
+from clinrag.core.errors import ModelLoadError
+from clinrag.core.models.manifest import (
+    MANIFEST_NAME,
+    check_manifest_against_tokenizer,
+    load_manifest,
+)
 
-from .config import ConfigError, DataError, FinetuneConfig, Mode, compute_dtype, dump_yaml, to_bnb_config, \
-    to_peft_config, to_sft_config
+from .config import (
+    DataError,
+    FinetuneConfig,
+    Mode,
+    compute_dtype,
+    dump_yaml,
+    to_bnb_config,
+    to_peft_config,
+    to_sft_config,
+)
 from .data import PreparedData, prepare_data, to_dataset
 from .label_head import accepts_index_logits_to_keep, label_position_loss
-
-MANIFEST_NAME = "added_tokens_manifest.json"
-
 
 # -- the one workaround ---------------------------------------------------------------------------------------------
 
@@ -116,55 +126,6 @@ def _make_trainer_class() -> type:
 
 # -- vocabulary / tokenizer checks ------------------------------------------------------------------------------------
 
-def load_manifest(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"vocabulary manifest not found: {p}")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p}: invalid JSON ({exc.msg})") from None
-    ids = data.get("added_ids")
-    if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-        raise ConfigError(f"{p}: field 'added_ids' must be a list of token ids")
-    return data
-
-
-def manifest_tokens(manifest: dict[str, Any]) -> dict[str, int]:
-    """token content → id from the manifest's ``added`` entries (``clinrag vocab extend`` format)."""
-    out = {}
-    for item in manifest.get("added", []) or []:
-        if isinstance(item, dict) and isinstance(item.get("id"), int) and (item.get("token") or item.get("form")):
-            out[str(item.get("token") or item.get("form"))] = int(item["id"])
-    return out
-
-
-def check_manifest_against_tokenizer(manifest: dict[str, Any], tokenizer: Any, source: str) -> list[int]:
-    """The manifest's new ids must exist in the tokenizer and its added tokens must have the same ids there."""
-    ids = sorted(int(i) for i in manifest["added_ids"])
-    n = len(tokenizer)
-    bad = [i for i in ids if i >= n]
-    if bad:
-        raise ConfigError(f"{source}: added ids {bad[:5]} are beyond the tokenizer's {n} ids: the tokenizer does not "
-                          f"match this manifest (use the tokenizer saved by `clinrag vocab extend`)")
-    for token, tid in manifest_tokens(manifest).items():
-        got = tokenizer.convert_tokens_to_ids(token)
-        if got != tid:
-            raise ConfigError(f"{source}: token {token!r} is id {tid} in the manifest but {got} in the tokenizer")
-    return ids
-
-
-def check_tokenizer_extends(base_tok: Any, tok: Any, *, what: str = "adapter tokenizer") -> None:
-    """``tok`` must keep every (token, id) of ``base_tok`` (it may add tokens after them)."""
-    base_vocab = base_tok.get_vocab()
-    vocab = tok.get_vocab()
-    mismatched = [(t, i) for t, i in base_vocab.items() if vocab.get(t) != i]
-    if mismatched:
-        t, i = mismatched[0]
-        raise ModelLoadError(f"the {what} does not match the base model's tokenizer: {len(mismatched)} base tokens "
-                             f"differ (e.g. {t!r} is id {i} in the base, {vocab.get(t)} in the {what})")
-
-
 # -- model loading --------------------------------------------------------------------------------------------------
 
 def _cuda(cfg: FinetuneConfig) -> bool:
@@ -190,9 +151,8 @@ def load_tokenizer(cfg: FinetuneConfig) -> Any:
 
 def load_model(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, tuple[int, int]]:
     """The base model (NF4 for qlora), embeddings grown to the tokenizer (never shrunk)."""
+    from clinrag.core.models.embeddings import resize_to_tokenizer
     from transformers import AutoModelForCausalLM
-
-    from .embeddings import resize_to_tokenizer
 
     cuda = _cuda(cfg)
     kwargs: dict[str, Any] = dict(trust_remote_code=cfg.model.trust_remote_code,
@@ -406,9 +366,8 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
 
 def _continual_pretraining(cfg: FinetuneConfig, model: Any, tok: Any, log: Any) -> dict[str, Any]:
     """A short language-modelling pass on raw domain text (e.g. the passages corpus) so new tokens gain meaning."""
-    from datasets import Dataset
-
     from clinrag.retrieval.passages import load_passages
+    from datasets import Dataset
 
     passages = load_passages([Path(cfg.train.cpt_corpus)])
     texts = [(p.title + "\n" if p.title else "") + p.text for p in passages]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clinrag.cases import Case
+from clinrag.core.cases import Case
 
 KINDS = ("word", "abbreviation", "symbolic", "multiword")
 
@@ -157,7 +157,7 @@ def mine_terms(cases: Sequence[Case], *, ngrams: int = 3, min_ngram_count: int =
 
 def read_glossary(path: str | Path) -> list[str]:
     """One term per line (``#`` comments, blank lines skipped); a TSV/CSV keeps its first column."""
-    from clinrag.errors import ClinragError
+    from clinrag.core.errors import ClinragError
 
     path = Path(path)
     if not path.exists():

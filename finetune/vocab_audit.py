@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from clinrag.cases import Case, load_cases
+from clinrag.core.cases import Case, load_cases
 
 from .terms import add_glossary, as_row, case_texts, classify, mine_terms, read_glossary
 
@@ -36,12 +36,11 @@ class AuditThresholds:
 def load_audit_tokenizer(spec: str = "qwen2.5") -> Any:
     """``qwen2.5`` (default): the offline Qwen2.5 tokenizer; otherwise a folder, ``.gguf`` file or hub id."""
     if spec == "qwen2.5":
-        from .qwen_tokenizer import load_qwen25_tokenizer
+        from clinrag.core.models.qwen_tokenizer import load_qwen25_tokenizer
 
         return load_qwen25_tokenizer()
+    from clinrag.core.errors import ModelLoadError
     from transformers import AutoTokenizer
-
-    from clinrag.errors import ModelLoadError
 
     path = Path(spec)
     try:
@@ -243,7 +242,7 @@ def run_audit(data: Sequence[str | Path], out: str | Path, *, tokenizer: str = "
               domain_bpe: int = 0) -> dict[str, Any]:
     """Load cases, audit, and write ``audit.json``, ``audit.md``, ``fragmentation.png`` and ``terms.txt`` into
     ``out`` (atomically)."""
-    from clinrag.retrieval.store import atomic_dir_write
+    from clinrag.core.io import atomic_dir_write
 
     cases: list[Case] = []
     for path in data:

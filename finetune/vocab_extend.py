@@ -24,7 +24,7 @@ Design (docs/vocabulary.md has the measured details):
   decoding them back to the exact text, before and after saving.
 
 The model side grows the embeddings to ``max(ids, rows)`` — never shrinking padded matrices — and initialises
-every new row explicitly (:data:`clinrag.finetune.embeddings.INIT_METHODS`), for ``lm_head`` too when untied.
+every new row explicitly (:data:`clinrag.core.models.embeddings.INIT_METHODS`), for ``lm_head`` too when untied.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clinrag.errors import ClinragError, ModelLoadError
+from clinrag.core.errors import ClinragError, ModelLoadError
+from clinrag.core.models.manifest import MANIFEST_NAME
 
-MANIFEST_NAME = "added_tokens_manifest.json"
 MANIFEST_FORMAT = 1
 
 
@@ -257,7 +257,7 @@ def load_model_and_tokenizer(spec: str | Path, tokenizer_spec: str | Path | None
 
 def check_model_tokenizer(model: Any, tokenizer: Any) -> None:
     """Refuse a tokenizer whose ids do not fit the model's embedding matrix (a model/tokenizer mismatch)."""
-    from .embeddings import embedding_rows
+    from clinrag.core.models.embeddings import embedding_rows
 
     rows, top = embedding_rows(model), max_token_id(tokenizer)
     if top >= rows:
@@ -268,8 +268,14 @@ def check_model_tokenizer(model: Any, tokenizer: Any) -> None:
 def extend_model(model: Any, tokenizer: Any, new_tokenizer: Any, plan: ExtensionPlan, init: str = "mean",
                  *, seed: int = 0) -> dict[str, Any]:
     """Grow ``model``'s embeddings to ``new_tokenizer`` (never shrinking) and initialise every new row."""
-    from .embeddings import (check_init, embedding_rows, init_rows_global_mean, init_rows_random,
-                             init_rows_subtoken_mean, output_embeddings_untied)
+    from clinrag.core.models.embeddings import (
+        check_init,
+        embedding_rows,
+        init_rows_global_mean,
+        init_rows_random,
+        init_rows_subtoken_mean,
+        output_embeddings_untied,
+    )
 
     check_init(init)
     check_model_tokenizer(model, tokenizer)
@@ -320,11 +326,9 @@ def extend_vocabulary(model_spec: str | Path, terms: Sequence[str], out: str | P
                       tokenizer_spec: str | Path | None = None, seed: int = 0) -> dict[str, Any]:
     """Load, extend, save (atomically) a model folder with the extended tokenizer and ``added_tokens_manifest.json``;
     returns the manifest. The saved tokenizer is re-loaded and re-verified before the folder is moved in place."""
+    from clinrag.core.io import atomic_dir_write
+    from clinrag.core.models.embeddings import check_init
     from transformers import AutoTokenizer
-
-    from clinrag.retrieval.store import atomic_dir_write
-
-    from .embeddings import check_init
 
     check_init(init)
     terms = validate_terms(terms)
@@ -348,8 +352,4 @@ def extend_vocabulary(model_spec: str | Path, terms: Sequence[str], out: str | P
     return manifest
 
 
-def load_manifest(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / MANIFEST_NAME
-    if not path.exists():
-        raise ModelLoadError(f"{path}: missing (not a folder written by `clinrag vocab extend`)")
-    return json.loads(path.read_text(encoding="utf-8"))
+

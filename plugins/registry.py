@@ -10,7 +10,7 @@ import re
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
-from clinrag.errors import PluginError
+from clinrag.core.errors import PluginError
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")

@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
-
-from clinrag.errors import ClinragError
+from clinrag.core.errors import ClinragError
 
 from .options import IndexType
 

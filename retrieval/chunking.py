@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from clinrag.errors import ClinragError
-from clinrag.types import Passage
+from clinrag.core.errors import ClinragError
+from clinrag.core.types import Passage
 
 CHUNK_SEP = "#"
 

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-
-from clinrag.errors import ModelLoadError
+from clinrag.core.errors import ModelLoadError
 
 from .options import Precision
 

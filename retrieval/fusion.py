@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from clinrag.types import Hit
+from clinrag.core.types import Hit
 
 
 def dedupe(hits: Sequence[Hit]) -> list[Hit]:

@@ -13,12 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from clinrag.core.types import Hit, Query
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
-
-from clinrag.types import Hit, Query
 
 
 def hit_to_document(hit: Hit) -> Document:

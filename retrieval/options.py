@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clinrag.choices import Choice
+from clinrag.core.choices import Choice
 
 
 class Precision(Choice):

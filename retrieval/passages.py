@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from clinrag.errors import ClinragError
-from clinrag.types import Passage
+from clinrag.core.errors import ClinragError
+from clinrag.core.types import Passage
 
 TEXT_SUFFIXES = (".txt", ".md")
 HF_PREFIX = "hf:"

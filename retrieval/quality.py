@@ -4,7 +4,7 @@ Every question of every case is one query (its text as written); its gold set is
 ids (questions without evidence are counted and skipped). In a chunked index a chunk counts as its document.
 Queries are embedded once (one batched encode) and searched per mode with the retriever's settings; ``seconds``
 per mode is search time only, ``embed_seconds`` the shared encode. All questions go through ONE batched retrieve call per
-mode. The metric functions are the project's (:mod:`clinrag.evaluation.metrics`), not copies.
+mode. The metric functions are the project's (:mod:`clinrag.retrieval.metrics`), not copies.
 
     clinrag index evaluate INDEX cases/medquad_multi_dev.jsonl cases/pubmedqa_dev.jsonl
 """
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from clinrag.types import Query
+from clinrag.core.types import Query
 
 from .store import RetrievalMode
 
@@ -26,8 +26,8 @@ METRICS = ("hit@5", "recall@10", "mrr@10")
 def evaluate_cases(retriever: Any, cases_path: str | Path, modes: Sequence[str | RetrievalMode]) -> dict[str, Any]:
     """``{"file", "cases", "questions", "skipped_without_evidence", "embed_seconds", "modes": {mode: {metric: mean,
     "seconds": s}}}`` for one case file; ``retriever`` is an :class:`~clinrag.retrieval.retriever.IndexRetriever`."""
-    from clinrag.cases import load_cases
-    from clinrag.evaluation.metrics import hit_at_k, mrr_at_k, recall_at_k
+    from clinrag.core.cases import load_cases
+    from clinrag.retrieval.metrics import hit_at_k, mrr_at_k, recall_at_k
 
     queries, golds, skipped = [], [], 0
     cases = load_cases(cases_path)

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-
-from clinrag.types import Hit, Query
+from clinrag.core.types import Hit, Query
 
 from .store import RetrievalMode
 

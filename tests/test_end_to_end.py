@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from clinrag.cli import main
 
 from .conftest import DEMO_CASES
@@ -28,7 +27,7 @@ def test_cli_answers_demo_case_json(demo_index_dir, capsys):
 
 @pytest.mark.slow
 def test_every_demo_case_gets_one_answer_per_question(demo_index_dir, capsys):
-    from clinrag.cases import load_cases
+    from clinrag.core.cases import load_cases
 
     assert main(["answer", str(DEMO_CASES), "--index", str(demo_index_dir), "--format", "json"]) == 0
     responses = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]

@@ -19,7 +19,8 @@ def test_wheel_exposes_only_clinrag(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.startswith("clinrag-")}
     assert top == {"clinrag"}
-    for sub in ("agent", "retrieval", "finetune", "plugins", "plugins/strategies", "evaluation", "cli"):
+    for sub in ("core", "core/models", "retrieval", "plugins", "plugins/strategies", "plugins/generators", "agent",
+                "evaluation", "finetune", "cli", "serving"):
         assert f"clinrag/{sub}/__init__.py" in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "[clinrag.strategies]" in entry_points and "[clinrag.generators]" in entry_points
@@ -28,6 +29,6 @@ def test_wheel_exposes_only_clinrag(tmp_path):
 def test_installed_environment_imports_clinrag_not_agent(tmp_path):
     # Run outside the repo so the source folders are not on sys.path.
     code = ("import importlib.util as u, clinrag.agent.graph, clinrag.plugins.registry\n"
-            "print([n for n in ('agent', 'plugins', 'retrieval', 'finetune', 'core') if u.find_spec(n)])")
+            "print([n for n in ('agent', 'plugins', 'retrieval', 'finetune', 'core', 'cli', 'serving') if u.find_spec(n)])")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+from clinrag.core.types import Generation, Hit, Message, SubQuestion
 from clinrag.plugins.registry import Registry
-from clinrag.types import Generation, Hit, SubQuestion
 
 if TYPE_CHECKING:
-    from clinrag.cases import Case
+    from clinrag.core.cases import Case
 
-Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
 
 
 @dataclass(frozen=True)

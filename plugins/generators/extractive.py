@@ -14,14 +14,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-
-from clinrag.text import content_words, sentences, truncate_words
-from clinrag.types import Generation, Usage
+from clinrag.core.text import content_words, sentences, truncate_words
+from clinrag.core.types import Generation, Usage
 
 from .base import AnswerRequest, ChatLLM
 
 if TYPE_CHECKING:
-    from clinrag.cases import Case
+    from clinrag.core.cases import Case
 
 _NUMBERISH = re.compile(r"\d")
 

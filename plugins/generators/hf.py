@@ -15,12 +15,12 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from clinrag.types import Generation
+from clinrag.core.models.loading import DEFAULT_MODEL, load_causal_lm
+from clinrag.core.types import Generation
 
 from .base import Message
 from .decoding import DecodeStats, greedy_generate, supports_prefix_decoding
 from .llm import LLMGenerator, split_usage
-from .loading import DEFAULT_MODEL, load_causal_lm
 
 _LOADED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 _LOAD_LOCK = threading.Lock()

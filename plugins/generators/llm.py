@@ -1,4 +1,4 @@
-"""What every LLM-backed generator shares: prompts from :mod:`clinrag.agent.prompts`, one batched chat call
+"""What every LLM-backed generator shares: prompts from :mod:`clinrag.core.prompts`, one batched chat call
 per case for the answers, one call for the summary, and citation parsing.
 
 Subclasses only provide :attr:`LLMGenerator.llm` (a :class:`~clinrag.plugins.generators.base.ChatLLM`).
@@ -11,13 +11,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from clinrag.agent.prompts import answer_messages, summary_messages
-from clinrag.types import Generation
+from clinrag.core.prompts import answer_messages, summary_messages
+from clinrag.core.types import Generation
 
 from .base import AnswerRequest, ChatLLM
 
 if TYPE_CHECKING:
-    from clinrag.cases import Case
+    from clinrag.core.cases import Case
 
 _BRACKETS = re.compile(r"\[([^\[\]\n]{1,200})\]")
 _SPLIT = re.compile(r"[,;]\s*|\s+and\s+")
@@ -78,7 +78,7 @@ class LLMGenerator(ABC):
 def split_usage(total_seconds: float, prompt_tokens: Sequence[int], completion_tokens: Sequence[int]) -> list[Any]:
     """Per-conversation :class:`Usage` for one batched call: each conversation is one LLM call; the batch's
     wall time is split evenly so that summing the usages gives the real elapsed time."""
-    from clinrag.types import Usage
+    from clinrag.core.types import Usage
 
     n = max(len(prompt_tokens), 1)
     return [Usage(llm_calls=1, prompt_tokens=int(p), completion_tokens=int(c), seconds=total_seconds / n)

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from clinrag.errors import ClinragError, ModelLoadError
-from clinrag.types import Generation, Usage
+from clinrag.core.errors import ClinragError, ModelLoadError
+from clinrag.core.types import Generation, Usage
 
 from .base import Message
 from .llm import LLMGenerator

@@ -12,12 +12,12 @@ import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from clinrag.errors import ClinragError
+from clinrag.core.errors import ClinragError
+from clinrag.core.types import SubQuestion, Usage
 from clinrag.plugins.registry import Registry
-from clinrag.types import SubQuestion, Usage
 
 if TYPE_CHECKING:
-    from clinrag.cases import Case
+    from clinrag.core.cases import Case
     from clinrag.plugins.generators.base import ChatLLM
 
 FUSIONS = ("union", "rrf")

@@ -18,16 +18,23 @@ import re
 import time
 from typing import TYPE_CHECKING, ClassVar
 
-from clinrag.text import content_words, has_pronoun, sentences, topical_words, truncate_words, words
-from clinrag.types import Query, SubQuestion
+from clinrag.core import prompts
+from clinrag.core.text import (
+    content_words,
+    has_pronoun,
+    sentences,
+    topical_words,
+    truncate_words,
+    words,
+)
+from clinrag.core.types import Query, SubQuestion
 
-from . import prompts
 from .base import LLMBudget, StrategyOptionError, Translation, int_option
-from .llm import ask
+from .llm import ask, budget_note, no_llm_note, parse_note
 from .parsing import parse_list
 
 if TYPE_CHECKING:
-    from clinrag.cases import Case
+    from clinrag.core.cases import Case
     from clinrag.plugins.generators.base import ChatLLM
 
 _INTERROGATIVE = r"(?:what|how|which|when|why|where|who|whom|whose|is|are|was|were|should|does|do|did|can|could|would|will|has|have)"
@@ -120,7 +127,6 @@ class DecompositionStrategy:
         return self._refined(case, llm, budget)
 
     def _refined(self, case: Case, llm: ChatLLM | None, budget: LLMBudget | None) -> Translation:
-        from .expansion import budget_note, no_llm_note, parse_note
 
         start = time.perf_counter()
         rules = decompose(case)
@@ -128,7 +134,7 @@ class DecompositionStrategy:
             return Translation(rules, notes=[no_llm_note(self.name)], fallbacks=[sq.id for sq in rules])
         asked = [i for i in range(case.n_questions) if not is_mcq(case, i)]
         scenario = truncate_words(case.clinical_scenario, self.scenario_words)
-        batch = ask(llm, [prompts.decompose(case.questions[i], scenario) for i in asked], budget=budget,
+        batch = ask(llm, [prompts.decompose_messages(case.questions[i], scenario) for i in asked], budget=budget,
                     max_new_tokens=self.max_new_tokens)
         replies = dict(zip(asked, batch.outputs))
         subs: list[SubQuestion] = []

@@ -14,29 +14,16 @@ from abc import ABC, abstractmethod
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
-from clinrag.types import Query, SubQuestion, Usage
+from clinrag.core.types import Query, SubQuestion, Usage
 
 from .base import LLMBudget, Translation, int_option
 from .decomposition import decompose
-from .llm import ask
+from .llm import ask, budget_note, no_llm_note, parse_note
 
 if TYPE_CHECKING:
-    from clinrag.cases import Case
+    from clinrag.core.cases import Case
     from clinrag.plugins.generators.base import ChatLLM, Message
 
-
-def no_llm_note(strategy: str) -> str:
-    return f"{strategy}: no LLM available; used the original sub-questions"
-
-
-def budget_note(strategy: str, budget: LLMBudget | None, ids: list[str], *,
-                fallback: str = "the original question") -> str:
-    cap = budget.max_calls if budget is not None else None
-    return f"{strategy}: LLM call budget ({cap} per case) spent; {', '.join(ids)} used {fallback}"
-
-
-def parse_note(strategy: str, ids: list[str], *, fallback: str = "the original question") -> str:
-    return f"{strategy}: could not parse the LLM output for {', '.join(ids)}; used {fallback}"
 
 
 def anchor_text(case: Case, sq: SubQuestion) -> str:

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from clinrag.types import Query, SubQuestion
+from clinrag.core import prompts
+from clinrag.core.types import Query, SubQuestion
 
-from . import prompts
 from .base import int_option
 from .expansion import ExpandingStrategy, anchor_text
 from .parsing import parse_passage
 
 if TYPE_CHECKING:
-    from clinrag.cases import Case
+    from clinrag.core.cases import Case
     from clinrag.plugins.generators.base import Message
 
 
@@ -36,7 +36,7 @@ class HydeStrategy(ExpandingStrategy):
         self.max_words = int_option(self.name, "max_words", max_words, minimum=8)
 
     def conversation(self, case: Case, sq: SubQuestion) -> list[Message]:
-        return prompts.hypothetical_passage(sq.text, sq.facts, self.max_words)
+        return prompts.hyde_messages(sq.text, sq.facts, self.max_words)
 
     def expand(self, case: Case, sq: SubQuestion, reply: str) -> tuple[Query, ...] | None:
         passage = parse_passage(reply, anchor=anchor_text(case, sq), max_words=self.max_words)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from clinrag.types import Usage
+from clinrag.core.types import Usage
 
 if TYPE_CHECKING:
     from clinrag.plugins.generators.base import ChatLLM, Message
@@ -55,3 +55,18 @@ def ask(llm: ChatLLM, conversations: Sequence[Sequence[Message]], *, budget: LLM
         usage = usage + Usage(max(u.llm_calls, 1), u.prompt_tokens, u.completion_tokens, 0.0)
     usage.seconds = time.perf_counter() - start
     return LLMBatch(outputs, usage)
+
+
+# Notes a strategy adds to its translation when it falls back to the original question.
+def no_llm_note(strategy: str) -> str:
+    return f"{strategy}: no LLM available; used the original sub-questions"
+
+
+def budget_note(strategy: str, budget: LLMBudget | None, ids: list[str], *,
+                fallback: str = "the original question") -> str:
+    cap = budget.max_calls if budget is not None else None
+    return f"{strategy}: LLM call budget ({cap} per case) spent; {', '.join(ids)} used {fallback}"
+
+
+def parse_note(strategy: str, ids: list[str], *, fallback: str = "the original question") -> str:
+    return f"{strategy}: could not parse the LLM output for {', '.join(ids)}; used {fallback}"

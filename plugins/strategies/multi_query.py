@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from clinrag.types import Query, SubQuestion
+from clinrag.core import prompts
+from clinrag.core.types import Query, SubQuestion
 
-from . import prompts
 from .base import int_option
 from .decomposition import retrieval_text
 from .expansion import ExpandingStrategy, anchor_text
 from .parsing import parse_list
 
 if TYPE_CHECKING:
-    from clinrag.cases import Case
+    from clinrag.core.cases import Case
     from clinrag.plugins.generators.base import Message
 
 
@@ -37,7 +37,7 @@ class MultiQueryStrategy(ExpandingStrategy):
         self.n = int_option(self.name, "n", n, minimum=1)
 
     def conversation(self, case: Case, sq: SubQuestion) -> list[Message]:
-        return prompts.paraphrases(sq.text, sq.facts, self.n)
+        return prompts.paraphrase_messages(sq.text, sq.facts, self.n)
 
     def expand(self, case: Case, sq: SubQuestion, reply: str) -> tuple[Query, ...] | None:
         rewrites = parse_list(reply, anchor=anchor_text(case, sq), exclude=[sq.text], limit=self.n,

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from clinrag.types import Query, SubQuestion
+from clinrag.core.types import Query, SubQuestion
 
 from .base import LLMBudget, Translation
 
 if TYPE_CHECKING:
-    from clinrag.cases import Case
+    from clinrag.core.cases import Case
     from clinrag.plugins.generators.base import ChatLLM
 
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from clinrag.text import content_words
+from clinrag.core.text import content_words
 
 _FENCE = re.compile(r"```[a-zA-Z]*\s*(.*?)(?:```|$)", re.DOTALL)
 _BULLET = re.compile(r"^\s*(?:[-*•·>]+|\(?\d{1,2}[.):\]]|\(?[a-zA-Z][.)]|(?:q(?:uery|uestion)?|rewrite|rephrasing|"

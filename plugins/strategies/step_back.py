@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from clinrag.types import Query, SubQuestion
+from clinrag.core import prompts
+from clinrag.core.types import Query, SubQuestion
 
-from . import prompts
 from .expansion import ExpandingStrategy, anchor_text
 from .parsing import parse_question
 
 if TYPE_CHECKING:
-    from clinrag.cases import Case
+    from clinrag.core.cases import Case
     from clinrag.plugins.generators.base import Message
 
 
@@ -36,7 +36,7 @@ class StepBackStrategy(ExpandingStrategy):
         super().__init__(max_new_tokens=max_new_tokens, rrf_k=rrf_k)
 
     def conversation(self, case: Case, sq: SubQuestion) -> list[Message]:
-        return prompts.step_back(sq.text, sq.facts)
+        return prompts.step_back_messages(sq.text, sq.facts)
 
     def expand(self, case: Case, sq: SubQuestion, reply: str) -> tuple[Query, ...] | None:
         generic = parse_question(reply, anchor=anchor_text(case, sq), exclude=[sq.text])

@@ -1,7 +1,6 @@
 """metrics.json from hand-made records: micro-averages, null groups, cost percentiles, comparison pairs."""
 
 import pytest
-
 from clinrag.evaluation.aggregate import aggregate, comparison_pairs
 from clinrag.evaluation.runner import Arm, EvaluationError, generator_kwargs, plan_arms
 

@@ -1,9 +1,16 @@
 """Answer metrics on hand-computed examples."""
 
 import pytest
-
-from clinrag.evaluation.answer_metrics import (answer_tokens, mcq_correct, normalize_answer, numeric_correct,
-                                               parse_choice, parse_number, rouge_l, token_f1)
+from clinrag.evaluation.answer_metrics import (
+    answer_tokens,
+    mcq_correct,
+    normalize_answer,
+    numeric_correct,
+    parse_choice,
+    parse_number,
+    rouge_l,
+    token_f1,
+)
 
 
 def test_normalize_answer_squad_style():

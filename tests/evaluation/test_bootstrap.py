@@ -1,7 +1,6 @@
 """Paired cluster bootstrap on hand-computed cases."""
 
 import pytest
-
 from clinrag.evaluation.bootstrap import paired_bootstrap
 
 

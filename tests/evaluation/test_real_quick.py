@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from clinrag.cases import load_cases
 from clinrag.cli import main
+from clinrag.core.cases import load_cases
 from clinrag.evaluation.subset import build_subset_index
 from clinrag.plugins.strategies import strategies
 

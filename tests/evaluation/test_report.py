@@ -1,8 +1,7 @@
 """report.md tables (best arm in bold, lowest cost in bold, n/a for inapplicable) and charts; arm resolution."""
 
 import pytest
-
-from clinrag.errors import PluginError
+from clinrag.core.errors import PluginError
 from clinrag.evaluation.pipeline import baseline_strategy, resolve_strategies
 from clinrag.evaluation.report import headline_metric, render_charts, render_markdown
 from clinrag.plugins.strategies import strategies

@@ -6,10 +6,14 @@ import json
 import logging
 
 import pytest
-
-from clinrag.cases import Case, load_cases
+from clinrag.core.cases import Case, load_cases
 from clinrag.evaluation.pipeline import run_evaluation
-from clinrag.evaluation.runner import EvaluationError, plan_arms, text_length, truncate_scenario
+from clinrag.evaluation.runner import (
+    EvaluationError,
+    plan_arms,
+    text_length,
+    truncate_scenario,
+)
 from clinrag.plugins.strategies import strategies
 from clinrag.plugins.strategies.decomposition import DecompositionStrategy
 

@@ -1,10 +1,21 @@
 """Scoring one response: retrieval from `retrieved`, answers without citations, not-applicable left out."""
 
 import pytest
-
-from clinrag.agent.response import CaseResponse, QuestionAnswer, RetrievedSource, SubAnswer, UsageReport
-from clinrag.cases import Case
-from clinrag.evaluation.scoring import applicable, ranked_passages, score_case, strip_citations, structure_ok
+from clinrag.agent.response import (
+    CaseResponse,
+    QuestionAnswer,
+    RetrievedSource,
+    SubAnswer,
+    UsageReport,
+)
+from clinrag.core.cases import Case
+from clinrag.evaluation.scoring import (
+    applicable,
+    ranked_passages,
+    score_case,
+    strip_citations,
+    structure_ok,
+)
 
 
 def sub(sid, retrieved, answer="x"):

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 
-from clinrag.cases import Case, load_cases
-from clinrag.finetune.augment import augment_cases, check_paraphrase, numbers_with_units, parse_paraphrase, \
-    protected_terms
+from clinrag.core.cases import Case, load_cases
+from clinrag.core.types import Generation
+from clinrag.finetune.augment import (
+    augment_cases,
+    check_paraphrase,
+    numbers_with_units,
+    parse_paraphrase,
+    protected_terms,
+)
 from clinrag.finetune.data import split_cases
-from clinrag.types import Generation
 
 CASE = Case(id="c1", clinical_scenario="A 67-year-old man on warfarin has an INR of 6.2 and Hb 9.5 g/dL. "
                                       "Heart rate 110/min.",

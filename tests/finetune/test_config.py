@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from clinrag.finetune.config import (ConfigError, load_config, parse_overrides, preset_names, resolve_key,
-                                     to_bnb_config, to_peft_config, to_sft_config, valid_keys)
+from clinrag.finetune.config import (
+    ConfigError,
+    load_config,
+    parse_overrides,
+    preset_names,
+    resolve_key,
+    to_bnb_config,
+    to_peft_config,
+    to_sft_config,
+    valid_keys,
+)
 
 BASE = {"model": "some/model", "data": "cases.jsonl"}
 

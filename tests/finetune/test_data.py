@@ -7,13 +7,18 @@ import json
 from pathlib import Path
 
 import pytest
-
-from clinrag.agent import prompts
-from clinrag.agent.prompts import parse_whole_case, whole_case_completion
-from clinrag.cases import Case, load_cases
+from clinrag.core import prompts
+from clinrag.core.cases import Case, load_cases
+from clinrag.core.prompts import parse_whole_case, whole_case_completion
 from clinrag.finetune.config import DataConfig, DataError
-from clinrag.finetune.data import (PassageSource, build_examples, case_fingerprint, prepare_data, reference_answer,
-                                   split_cases)
+from clinrag.finetune.data import (
+    PassageSource,
+    build_examples,
+    case_fingerprint,
+    prepare_data,
+    reference_answer,
+    split_cases,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CASES = REPO / "examples" / "demo" / "cases.jsonl"

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from clinrag.errors import ModelLoadError
+from clinrag.core.errors import ModelLoadError
 from clinrag.finetune.export import export_merged, load_adapter_model
 
 pytestmark = pytest.mark.slow

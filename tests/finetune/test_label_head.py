@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from clinrag.finetune.label_head import accepts_index_logits_to_keep, label_position_loss
+from clinrag.finetune.label_head import (
+    accepts_index_logits_to_keep,
+    label_position_loss,
+)
 
 
 def _lora_model(model_dir):

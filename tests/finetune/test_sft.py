@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
-
-from clinrag.finetune.config import ConfigError, config_from_dict, load_config
+from clinrag.core.models.manifest import ManifestError
+from clinrag.finetune.config import config_from_dict, load_config
 from clinrag.finetune.sft import patch_trainable_tokens_lm_head, run_finetune
+from safetensors.torch import load_file
 
 pytestmark = pytest.mark.slow
 NEW_TERMS = ["stemiwordx", "troponinzz"]
@@ -177,7 +177,7 @@ def test_resume_after_interruption_matches_uninterrupted(tiny_qwen2_dir, cases_f
 def test_manifest_not_matching_tokenizer_fails_before_loading(tiny_qwen2_dir, cases_file, tmp_path):
     bad = tmp_path / "m.json"
     bad.write_text(json.dumps({"added_ids": [151700]}))
-    with pytest.raises(ConfigError, match="beyond the tokenizer's 151665 ids"):
+    with pytest.raises(ManifestError, match="beyond the tokenizer's 151665 ids"):
         run_finetune(_cfg(tiny_qwen2_dir, cases_file, tmp_path / "x", vocab_manifest=bad), log=lambda m: None)
     assert not (tmp_path / "x").exists()
 
@@ -195,9 +195,8 @@ def test_cli_rejects_unknown_key_and_empty_data(tmp_path, cases_file, capsys):
 
 def test_option_scoring_with_shared_prompt_cache_matches_full_forward(tiny_qwen2_dir):
     """option_accuracy runs the prompt once and scores options from the KV cache: same numbers as full forwards."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from clinrag.finetune.report import _score_continuations, option_accuracy
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(tiny_qwen2_dir))
     model = AutoModelForCausalLM.from_pretrained(str(tiny_qwen2_dir)).eval()
@@ -210,7 +209,7 @@ def test_option_scoring_with_shared_prompt_cache_matches_full_forward(tiny_qwen2
             logp = torch.log_softmax(model(input_ids=torch.tensor([prompt + c])).logits[0].float(), -1)
         lp = [float(logp[len(prompt) - 1 + t, c[t]]) for t in range(len(c))]
         assert s == pytest.approx(sum(lp), abs=1e-3) and f == pytest.approx(lp[0], abs=1e-4)
-    from clinrag.cases import Case
+    from clinrag.core.cases import Case
 
     case = Case(id="x", clinical_scenario="s", questions=["q?"], options=[{"A": "a", "B": "b"}], answer_key=["A"])
     acc = option_accuracy(model, tok, [case])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from clinrag.finetune.terms import classify, is_candidate, mine_terms
 from clinrag.finetune.vocab_audit import AuditThresholds, run_audit
 
@@ -34,7 +33,7 @@ def test_classify_and_candidates():
 
 
 def test_mining_folds_case_and_counts_contexts(tmp_path):
-    from clinrag.cases import load_cases
+    from clinrag.core.cases import load_cases
 
     stats = mine_terms(load_cases(_write_cases(tmp_path / "c.jsonl")))
     st = stats["antitransglutaminase"]
@@ -83,9 +82,8 @@ def test_thresholds_are_configurable(tmp_path):
 
 
 def test_cli_audit_then_extend(tmp_path, tiny_qwen2_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from clinrag.cli import main
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     data = _write_cases(tmp_path / "cases.jsonl")
     assert main(["vocab", "audit", str(data), "--out", str(tmp_path / "audit")]) == 0
@@ -108,9 +106,8 @@ def test_cli_audit_then_extend(tmp_path, tiny_qwen2_dir):
 
 @pytest.mark.parametrize("variant", ["base"])
 def test_cli_tokenizer(tmp_path, variant):
-    from transformers import AutoTokenizer
-
     from clinrag.cli import main
+    from transformers import AutoTokenizer
 
     assert main(["vocab", "tokenizer", "--out", str(tmp_path / "tok"), "--variant", variant]) == 0
     tok = AutoTokenizer.from_pretrained(tmp_path / "tok")

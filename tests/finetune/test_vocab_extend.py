@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from clinrag.finetune.vocab_extend import (
     MANIFEST_NAME,
     TermError,
@@ -126,7 +125,12 @@ def test_extend_padded_model_never_shrinks_mean_init_and_round_trip(tiny_qwen2_d
 def test_growth_untied_head_and_other_inits(qwen_tokenizer_dir, tmp_path):
     """A model with exactly one row per id must grow; an untied lm_head is initialised too."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
     torch.manual_seed(1)
     config = Qwen2Config(vocab_size=151_665, hidden_size=32, intermediate_size=64, num_hidden_layers=1,

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from clinrag.types import Passage
+from clinrag.core.types import Passage
 
 DEMO_KB = Path(__file__).resolve().parents[2] / "examples" / "demo" / "knowledge_base.jsonl"
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from clinrag.errors import ClinragError
+from clinrag.core.errors import ClinragError
+from clinrag.core.types import Passage
 from clinrag.retrieval.chunking import ChunkSpec, chunk_passage, chunk_passages
-from clinrag.types import Passage
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from clinrag.cli import main
 
 DEMO_KB = Path(__file__).resolve().parents[2] / "examples" / "demo" / "knowledge_base.jsonl"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
+from clinrag.core.types import Hit, Passage
 from clinrag.retrieval.fusion import dedupe, fuse, rrf, union
-from clinrag.types import Hit, Passage
 
 
 def hits(*ids: str) -> list[Hit]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from langchain_core.retrievers import BaseRetriever
-
+from clinrag.core.types import Query
 from clinrag.retrieval.langchain import ClinragRetriever
 from clinrag.retrieval.retriever import IndexRetriever
-from clinrag.types import Query
+from langchain_core.retrievers import BaseRetriever
 
 
 def test_invoke_and_batch_match_the_retriever(small_index_dir, embedder):

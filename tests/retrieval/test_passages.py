@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from clinrag.retrieval.passages import PassageError, load_passages
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from clinrag.evaluation.metrics import hit_at_k, mrr_at_k, recall_at_k
+from clinrag.core.types import Query
+from clinrag.retrieval.metrics import hit_at_k, mrr_at_k, recall_at_k
 from clinrag.retrieval.quality import evaluate_cases, markdown_table
 from clinrag.retrieval.retriever import IndexRetriever
-from clinrag.types import Query
 
 
 def test_evaluate_matches_retrieve(small_index_dir, small_passages, embedder, tmp_path):

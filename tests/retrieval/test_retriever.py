@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from clinrag.errors import ClinragError
+from clinrag.core.errors import ClinragError
+from clinrag.core.types import Query
 from clinrag.retrieval.retriever import IndexRetriever
-from clinrag.types import Query
 
 QUESTIONS = [Query("How is hypertension treated first line?"), Query("What does ST elevation in II, III, aVF mean?"),
              Query("Which antibiotic for community-acquired pneumonia?")]

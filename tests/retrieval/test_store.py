@@ -7,10 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
-
-from clinrag.errors import ClinragError, IndexLoadError
+from clinrag.core.errors import ClinragError, IndexLoadError
+from clinrag.core.types import Passage
 from clinrag.retrieval.store import PassageIndex, RetrievalMode, passage_input
-from clinrag.types import Passage
 
 QUERIES = ["first-line treatment of high blood pressure", "ECG changes in myocardial infarction",
            "insulin for type 1 diabetes", "antibiotics for pneumonia"]

@@ -1,0 +1,63 @@
+"""The ``clinrag`` command line. Sub-command modules import heavy libraries inside their commands only,
+so ``clinrag --help`` never imports torch."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from clinrag.core.errors import ClinragError
+
+app = typer.Typer(name="clinrag", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Answer multi-question clinical cases with retrieval-augmented generation, and fine-tune "
+                       "the model that answers them.")
+
+# Each module defines ``register(app)``. Listed here so adding a command is one line.
+COMMAND_MODULES = [
+    "clinrag.cli.answer",
+    "clinrag.cli.evaluate",
+    "clinrag.cli.finetune",
+    "clinrag.cli.index",
+    "clinrag.cli.plugins",
+    "clinrag.cli.serve",
+    "clinrag.cli.vocab",
+]
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        from clinrag.core import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors print one clear line (exit 2) instead of a traceback."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except ClinragError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except Exception as exc:
+        # Usage errors (bad option values, missing arguments). Matched by class name because typer vendors its
+        # own copy of click, whose ClickException is not click.ClickException.
+        if any(c.__name__ == "ClickException" for c in type(exc).__mro__):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""``clinrag evaluate`` (arms side by side on held-out cases) and ``clinrag subset-index``."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+
+def evaluate(
+    cases: Path = typer.Argument(..., help="Case file (.jsonl, .json or .csv) with reference fields."),
+    index: Path = typer.Option(..., "--index", help="Index folder (`clinrag index build` or `clinrag subset-index`)."),
+    strategies: str = typer.Option("all", "--strategies", help="Comma-separated strategies, or 'all' (every installed one)."),
+    generator: str = typer.Option("extractive", "--generator", help="Generator, or several comma-separated to compare."),
+    model: str = typer.Option(None, "--model", help="LLM generators: hub id, local folder or .gguf file."),
+    adapter: str = typer.Option(None, "--adapter", help="A PEFT adapter folder: every arm runs with and without it."),
+    max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1, help="LLM generators: answer length cap."),
+    option: list[str] = typer.Option(None, "--option", help="Extra generator option KEY=VALUE (repeatable)."),
+    translator_model: str = typer.Option(None, "--translator-model", help="LLM for query translation (hub id, "
+                                         "folder, .gguf) when it should differ from the generator's own."),
+    llm_budget: int = typer.Option(None, "--llm-budget", min=0, help="Max LLM calls query translation may spend per case."),
+    k: int = typer.Option(5, "-k", "--k", min=1, help="Passages retrieved per sub-question."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Evaluate the first N cases only."),
+    out: Path = typer.Option(Path("eval-out"), "--out", help="Output folder (resumable: finished cases are skipped)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Cases run concurrently (threads)."),
+    no_retrieval: bool = typer.Option(True, "--no-retrieval-arm/--skip-no-retrieval-arm",
+                                      help="Add the baseline arm whose retriever returns nothing."),
+    max_scenario_words: int = typer.Option(1500, "--max-scenario-words", min=0,
+                                           help="Truncate longer scenarios (with a warning naming the case); 0: never."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete --out first instead of resuming into it."),
+    resamples: int = typer.Option(2000, "--bootstrap-resamples", min=100, help="Paired bootstrap resamples."),
+) -> None:
+    """Evaluate strategies (and generators / an adapter) side by side: metrics.json, per_question.jsonl,
+    report.md and charts in --out."""
+    import logging
+    import shutil
+
+    from clinrag.cli.answer import generator_options
+    from clinrag.core.cases import load_cases
+    from clinrag.evaluation.pipeline import (
+        baseline_strategy,
+        resolve_strategies,
+        run_evaluation,
+    )
+    from clinrag.evaluation.runner import plan_arms
+    from clinrag.plugins.generators import generators
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    selected = load_cases(cases)[:limit]
+    gens = [g.strip() for g in generator.split(",") if g.strip()]
+    for g in gens:
+        generators.get_class(g)  # unknown names fail here, listing the valid ones
+    arms = plan_arms(resolve_strategies(strategies), gens, adapter, no_retrieval=no_retrieval,
+                     baseline_strategy=baseline_strategy())
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    opts = generator_options(model, None, None, max_new_tokens, option)
+    metrics = run_evaluation(selected, arms, out, index=index, k=k, generator_options=opts, workers=workers,
+                             max_scenario_words=max_scenario_words or None, n_resamples=resamples,
+                             translator_model=translator_model, llm_budget=llm_budget,
+                             config={"cases": str(cases.resolve())},
+                             command="clinrag evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
+    run = metrics.pop("_run")
+    typer.echo(f"{len(arms)} arms × {len(selected)} cases: ran {run['ran']}, resumed {run['skipped']}, "
+               f"failed {run['failed']} → {out}/metrics.json, report.md")
+
+
+def subset_index(
+    cases: list[Path] = typer.Argument(..., help="Case files whose gold evidence must be in the index."),
+    corpus: Path = typer.Option(..., "--corpus", help="Passage file/folder (e.g. ../shared/data/corpus)."),
+    out: Path = typer.Option(..., "--out", help="Index folder to write."),
+    extra: int = typer.Option(2000, "--extra", min=0, help="Other corpus passages added as distractors (seeded sample)."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N cases of each file."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Build a small index (gold evidence of the cases + N distractors) for quick evaluations."""
+    from clinrag.core.cases import load_cases
+    from clinrag.evaluation.subset import build_subset_index
+
+    selected = [c for path in cases for c in load_cases(path)[:limit]]
+    path = build_subset_index(selected, corpus, out, extra=extra, seed=seed)
+    typer.echo(f"subset index of {len(selected)} cases' evidence + {extra} passages → {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
+    app.command("subset-index")(subset_index)

@@ -1,0 +1,45 @@
+"""``clinrag serve``: expose an ``hf`` model as an OpenAI-compatible chat endpoint (``/v1/chat/completions``)."""
+
+from __future__ import annotations
+
+import typer
+
+DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"  # same default as the hf generator (kept here so --help needs no torch)
+
+
+def serve(
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help="Hub id, local folder or .gguf file."),
+    adapter: str = typer.Option(None, "--adapter", help="A PEFT adapter folder to apply."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (127.0.0.1: this machine only)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0: any free port)."),
+    served_model_name: str = typer.Option(None, "--served-model-name",
+                                          help="Name clients send as `model` (default: the --model value)."),
+    max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Default max_tokens per request."),
+    max_batch: int = typer.Option(16, "--max-batch", min=1, help="Most requests decoded together."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … (default: cuda if available)."),
+    dtype: str = typer.Option(None, "--dtype", help="auto, float32, bfloat16 or float16."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run model code from the repo."),
+) -> None:
+    """Serve a model over the OpenAI chat API, so `--generator openai --base-url ...` can use it."""
+    from clinrag.plugins.generators.hf import HFChatLLM
+    from clinrag.serving.openai_server import ChatServer
+
+    llm = HFChatLLM(model, adapter=adapter, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                    max_new_tokens=max_new_tokens)
+    _ = llm.model  # load now: a bad --model fails before the port opens
+    try:
+        server = ChatServer(llm, served_model=served_model_name or model, host=host, port=port,
+                            max_batch=max_batch, default_max_tokens=max_new_tokens)
+    except OSError as exc:
+        from clinrag.core.errors import ClinragError
+
+        raise ClinragError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    typer.echo(f"serving {server.served_model!r} at {server.base_url} (Ctrl-C to stop)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

@@ -1,5 +1,0 @@
-import sys
-
-from clinrag.cli import main
-
-sys.exit(main())

@@ -1,0 +1,1 @@
+"""Servers: the OpenAI-compatible chat endpoint (``clinrag serve``). The top layer, beside the CLI."""

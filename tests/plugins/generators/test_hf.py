@@ -1,0 +1,78 @@
+"""The ``hf`` generator with real SmolLM2-135M-Instruct: CLI end to end, GGUF loading, clear load errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from clinrag.cli import main
+
+REPO = Path(__file__).resolve().parents[3]
+DEMO_CASES = REPO / "examples" / "demo" / "cases.jsonl"
+
+
+@pytest.mark.slow
+def test_clinrag_answer_with_hf_smollm2(smollm2_dir, demo_index_dir, capsys):
+    rc = main(["answer", str(DEMO_CASES), "--index", str(demo_index_dir), "--generator", "hf", "-k", "2",
+               "--model", str(smollm2_dir), "--max-new-tokens", "8", "--case-id", "demo-pneumonia-sepsis",
+               "--format", "json"])
+    assert rc == 0
+    response = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert response["generator"] == "hf" and response["case_id"] == "demo-pneumonia-sepsis"
+    assert [a["index"] for a in response["answers"]] == [1, 2, 3]  # one answer per question
+    assert all(a["answer"].strip() for a in response["answers"])
+    assert response["summary"].strip()
+    n_sub = sum(len(a["sub_questions"]) for a in response["answers"])
+    usage = response["usage"]
+    assert usage["llm_calls"] == n_sub + 1  # one per sub-question + the summary (decomposition uses no LLM)
+    assert 0 < usage["completion_tokens"] <= 8 * (n_sub + 1)
+    assert usage["prompt_tokens"] > 100 * n_sub
+
+
+@pytest.mark.slow
+def test_gguf_path_loads_and_matches_the_converted_folder(smollm2_gguf, smollm2_dir):
+    from clinrag.plugins.generators.hf import HFChatLLM
+
+    conv = [{"role": "user", "content": "Name one symptom of pneumonia."}]
+    from_gguf, from_dir = HFChatLLM(str(smollm2_gguf), max_new_tokens=6), HFChatLLM(str(smollm2_dir), max_new_tokens=6)
+    ids = from_gguf.encode(conv)
+    assert ids == from_dir.encode(conv)  # same tokenizer and chat template either way
+    out_gguf, _ = from_gguf.generate_ids([ids])
+    out_dir, _ = from_dir.generate_ids([ids])
+    assert out_gguf == out_dir and len(out_gguf[0]) > 0
+
+
+def test_missing_model_is_one_clear_line(demo_index_dir, capsys, tmp_path):
+    for model, expected in ((str(tmp_path / "nope.gguf"), "does not exist"),
+                            ("nonexistent-org/not-a-model-xyz", "not in the local Hugging Face cache")):
+        rc = main(["answer", str(DEMO_CASES), "--index", str(demo_index_dir), "--generator", "hf", "-k", "2",
+                   "--model", model, "--case-id", "demo-pneumonia-sepsis"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2
+        assert len(err.splitlines()) == 1 and expected in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_shared_data_case_with_hf_from_gguf(shared_data, smollm2_gguf, demo_index_dir, capsys):
+    """A real multi-question MedQuAD case, answered by SmolLM2 loaded straight from its .gguf file."""
+    rc = main(["answer", str(shared_data / "cases" / "medquad_multi_dev.jsonl"), "--index", str(demo_index_dir),
+               "--generator", "hf", "--model", str(smollm2_gguf), "-k", "2", "--max-new-tokens", "4", "--limit", "1",
+               "--format", "json"])
+    assert rc == 0
+    response = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert response["generator"] == "hf" and len(response["answers"]) >= 3
+    assert all(a["answer"].strip() for a in response["answers"])
+
+
+@pytest.mark.slow
+def test_single_pass_answer_mode_with_smollm2(smollm2_dir, capsys):
+    """The whole-case mode (the format fine-tuning's whole_case mode trains) with a real model: one call, no index."""
+    rc = main(["answer", str(DEMO_CASES), "--answer-mode", "single_pass", "--generator", "hf",
+               "--model", str(smollm2_dir), "--max-new-tokens", "48", "--case-id", "demo-hypothyroidism",
+               "--format", "json"])
+    assert rc == 0
+    resp = json.loads(capsys.readouterr().out.strip())
+    assert resp["strategy"] == "single_pass" and len(resp["answers"]) == 3
+    assert resp["usage"]["llm_calls"] == 1 and 0 < resp["usage"]["completion_tokens"] <= 48
+    assert all(a["answer"] for a in resp["answers"]) and all(a["sources"] == [] for a in resp["answers"])
