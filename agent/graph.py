@@ -21,7 +21,7 @@ from clinrag.core.prompts import parse_whole_case, whole_case_messages
 from clinrag.core.types import Generation, Query, SubQuestion, Usage
 from clinrag.plugins.generators.base import AnswerRequest
 from clinrag.plugins.strategies.base import LLMBudget
-from clinrag.retrieval.fusion import fuse
+from clinrag.retrieval.fusion import retrieve_fused
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
@@ -62,9 +62,7 @@ def retrieve(branch: BranchState, runtime: Runtime[AgentContext]) -> dict[str, A
     ctx = runtime.context
     sq = branch["sub_question"]
     method, rrf_k = branch["fusion"]
-    lists = ctx.retriever.retrieve(list(sq.queries), ctx.k)
-    hits = lists[0] if len(lists) == 1 else fuse(lists, method, ctx.k, rrf_k=rrf_k)
-    return {"retrieved": {sq.id: hits[: ctx.k]}}
+    return {"retrieved": {sq.id: retrieve_fused(ctx.retriever, sq.queries, ctx.k, method, rrf_k=rrf_k)}}
 
 
 def summarize(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:

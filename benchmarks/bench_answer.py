@@ -150,7 +150,7 @@ def measure(args: argparse.Namespace) -> dict:
     """One full measurement (both sides, every case) at ``args.threads`` / ``args.max_new_tokens``."""
 
     import torch
-    from clinrag.core.models.loading import gguf_to_folder
+    from clinrag.core.models.gguf import gguf_to_folder
     from clinrag.core.prompts import answer_messages
     from clinrag.plugins.generators.hf import HFGenerator
     from transformers import pipeline

@@ -32,7 +32,7 @@ SPECS = [("multi_query", {"n": 3, "max_new_tokens": 64}), ("rag_fusion", {"n": 3
 def main(n_medquad: int) -> None:
     import torch
     from clinrag.core.cases import load_cases
-    from clinrag.core.models.loading import gguf_to_folder
+    from clinrag.core.models.gguf import gguf_to_folder
     from clinrag.plugins.generators.hf import HFChatLLM
     from clinrag.plugins.strategies import LLMBudget, get_strategy
 

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "clinrag.cli.evaluate",
     "clinrag.cli.finetune",
     "clinrag.cli.index",
+    "clinrag.cli.models",
     "clinrag.cli.plugins",
     "clinrag.cli.serve",
     "clinrag.cli.vocab",

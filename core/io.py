@@ -9,6 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def cache_dir() -> Path:
+    """clinrag's per-machine cache (converted models, the offline tokenizer, downloads), outside any clone:
+    ``$CLINRAG_CACHE``, else ``$XDG_CACHE_HOME/clinrag``, else ``~/.cache/clinrag``."""
+    root = os.environ.get("CLINRAG_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "clinrag")
+    return Path(root)
+
+
 def atomic_dir_write(out: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``out`` (replacing it); clean up on failure."""
     out = Path(out)

@@ -3,12 +3,15 @@
 Every prompt here comes from :mod:`clinrag.core.prompts`, the module the LLM generators use at inference, so the
 model is trained on exactly the text it will see. Two formats (:class:`~clinrag.finetune.config.DataFormat`):
 
-``per_question`` (default) trains what the graph asks: one example per question whose prompt holds the scenario,
-the question, its options and retrieved passages (:func:`clinrag.core.prompts.answer_messages`), plus one example
-per case summary (:func:`~clinrag.core.prompts.summary_messages`). Passages are RAFT-style: the question's gold
-evidence (looked up in the index by id) mixed with ``distractors`` passages retrieved for the question, in a
-seeded random order, so the model learns to pick the relevant passage rather than trust position. Without an index
-the prompts carry "(no passages retrieved)", exactly as the graph renders an empty retrieval.
+``per_question`` (default) trains what the graph asks, through the graph's own code: the strategy's
+sub-questions (with the scenario facts each one carries), passages retrieved with the sub-question's own queries
+and fusion, and the prompt rendered by the function the ``hf`` generator sends
+(:func:`clinrag.plugins.generators.llm.request_messages`); plus one example per case summary
+(:func:`~clinrag.core.prompts.summary_messages`). Passages are RAFT-style: the question's gold evidence (looked up
+in the index by id) mixed with ``distractors`` passages retrieved for the sub-question, in a seeded random order,
+so the model learns to pick the relevant passage rather than trust position; only that fenced block differs from
+the inference prompt. Without an index the prompts carry "(no passages retrieved)", exactly as the graph renders an
+empty retrieval.
 
 ``whole_case``: all questions in, ``Summary: … Answers: 1. …`` out (:func:`~clinrag.core.prompts.whole_case_messages`).
 
@@ -31,6 +34,9 @@ from typing import Any
 from clinrag.core import prompts
 from clinrag.core.cases import Case, load_cases
 from clinrag.core.types import Hit, Passage, Query
+
+#: The strategy the graph uses by default; training examples are built with it.
+DEFAULT_STRATEGY = "decomposition"
 
 from .config import DataConfig, DataError, DataFormat
 
@@ -103,14 +109,18 @@ class BuildStats:
     with_passages: bool = False
 
 
-def _question_text(case: Case, i: int) -> str:
-    return case.questions[i]
-
-
 def build_examples(cases: Sequence[Case], *, fmt: str = DataFormat.PER_QUESTION.value,
-                   passages: PassageSource | None = None, distractors: int = 3, k: int = 4,
-                   summaries: bool = True, seed: int = 42) -> tuple[list[dict[str, Any]], BuildStats]:
-    """Turn cases into prompt/completion rows (see the module docstring); returns rows and counts."""
+                   passages: PassageSource | None = None, distractors: int | None = 3, k: int = 4,
+                   summaries: bool = True, seed: int = 42, strategy: Any = None,
+                   max_chars_per_passage: int = 1200) -> tuple[list[dict[str, Any]], BuildStats]:
+    """Turn cases into prompt/completion rows (see the module docstring); returns rows and counts.
+
+    Per-question rows follow the graph's own path: ``strategy`` (default: the default strategy, with no LLM)
+    turns the case into sub-questions with their facts, their queries retrieve through
+    :func:`~clinrag.retrieval.fusion.retrieve_fused`, and :func:`~clinrag.plugins.generators.llm.request_messages`
+    renders the prompt the ``hf`` generator would send. ``distractors=None`` turns RAFT mixing off (the ``k``
+    retrieved passages, exactly as at inference).
+    """
     stats = BuildStats(cases=len(cases), with_passages=passages is not None)
     rows: list[dict[str, Any]] = []
     fmt = DataFormat(fmt).value
@@ -126,35 +136,43 @@ def build_examples(cases: Sequence[Case], *, fmt: str = DataFormat.PER_QUESTION.
         stats.examples = len(rows)
         return rows, stats
 
-    todo: list[tuple[Case, int, str]] = []
+    from clinrag.plugins.generators.base import AnswerRequest
+    from clinrag.plugins.generators.llm import request_messages
+    from clinrag.plugins.strategies import LLMBudget, get_strategy
+    from clinrag.retrieval.fusion import retrieve_fused
+
+    translator = strategy if strategy is not None else get_strategy(DEFAULT_STRATEGY)
     for case in cases:
-        for i in range(case.n_questions):
-            target = reference_answer(case, i)
+        targets = [reference_answer(case, i) for i in range(case.n_questions)]
+        stats.skipped_questions += sum(t is None for t in targets)
+        if all(t is None for t in targets):
+            continue
+        # No LLM while building data: an LLM strategy falls back to the original questions, as it says in notes.
+        translation = translator.translate(case, None, LLMBudget(0))
+        for sq in translation.sub_questions:
+            i, target = sq.question_index, targets[sq.question_index]
             if target is None:
-                stats.skipped_questions += 1
                 continue
-            todo.append((case, i, target))
-    retrieved: list[list[Hit]] = [[] for _ in todo]
-    if passages is not None and todo:
-        want = max(k, distractors) + 8  # room to drop gold ids from the distractor list
-        retrieved = passages.search([_question_text(c, i) for c, i, _ in todo], want)
-    for (case, i, target), hits in zip(todo, retrieved):
-        chosen: list[Hit] = []
-        if passages is not None:
-            gold_ids = list(case.reference("evidence", i) or [])
-            gold = passages.gold(gold_ids)
-            stats.gold_missing += len(gold_ids) - len(gold)
-            if gold:
-                gold_set = {p.id for p in gold}
-                others = [h.passage for h in hits if h.passage.id not in gold_set][:distractors]
-                mix = gold + others
-                random.Random(_seed_for(seed, case.id, i)).shuffle(mix)
-                chosen = [Hit(p, 0.0, r) for r, p in enumerate(mix)]
-            else:
-                chosen = list(hits[:k])
-        msgs = prompts.answer_messages(case, case.questions[i], chosen, options=case.reference("options", i))
-        rows.append(_row(case, "question", msgs, target, question_index=i))
-        stats.question_examples += 1
+            chosen: list[Hit] = []
+            if passages is not None:
+                want = k if distractors is None else max(k, distractors) + 8  # room to drop gold ids
+                hits = retrieve_fused(passages.retriever, sq.queries, want, translation.fusion,
+                                      rrf_k=translation.rrf_k)
+                gold_ids = list(case.reference("evidence", i) or [])
+                gold = passages.gold(gold_ids)
+                stats.gold_missing += len(gold_ids) - len(gold)
+                if gold and distractors is not None:
+                    gold_set = {p.id for p in gold}
+                    mix = gold + [h.passage for h in hits if h.passage.id not in gold_set][:distractors]
+                    random.Random(_seed_for(seed, case.id, sq.id)).shuffle(mix)
+                    chosen = [Hit(p, 0.0, r) for r, p in enumerate(mix)]
+                else:
+                    chosen = hits[:k]
+            request = AnswerRequest(sq, case.questions[i], tuple(chosen),
+                                    case.reference("options", i) if case.options else None)
+            msgs = request_messages(case, request, max_chars_per_passage=max_chars_per_passage)
+            rows.append(_row(case, "question", msgs, target, question_index=i))
+            stats.question_examples += 1
     if summaries:
         for case in cases:
             if case.summary and case.summary.strip():

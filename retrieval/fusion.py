@@ -10,8 +10,9 @@ strategies both call it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from clinrag.core.types import Hit
+from clinrag.core.types import Hit, Query
 
 
 def dedupe(hits: Sequence[Hit]) -> list[Hit]:
@@ -64,3 +65,15 @@ def fuse(lists: Sequence[Sequence[Hit]], method: str, k: int | None = None, *, r
     if method == "rrf":
         return rrf(lists, k, rrf_k=rrf_k, weights=weights)
     raise ValueError(f"unknown fusion {method!r} (valid: union, rrf)")
+
+
+def retrieve_fused(retriever: Any, queries: Sequence[Query], k: int, method: str = "union", *,
+                   rrf_k: int = 60) -> list[Hit]:
+    """The top ``k`` passages for one sub-question's queries: one search, fused when there are several queries.
+
+    The graph's ``retrieve`` node and fine-tuning's example builder both call this, so a model is trained on
+    passages found exactly as at inference.
+    """
+    lists = retriever.retrieve(list(queries), k)
+    hits = lists[0] if len(lists) == 1 else fuse(lists, method, k, rrf_k=rrf_k)
+    return list(hits[:k])

@@ -62,7 +62,7 @@ def smollm2_dir(smollm2_gguf) -> Path:
     out = REPO / ".cache" / "models" / "smollm2-hf"
     if not (out / "config.json").exists():
         # transformers 5 marks a de-quantised GGUF as quantized and refuses save_pretrained; the loader drops it.
-        from clinrag.core.models.loading import gguf_to_folder
+        from clinrag.core.models.gguf import gguf_to_folder
 
         gguf_to_folder(smollm2_gguf, out)
     return out

@@ -10,14 +10,15 @@ Design notes:
 * A PEFT adapter trained with an extended vocabulary ships its own tokenizer; the base embeddings are grown
   to that tokenizer's length *before* the adapter is attached (never shrunk: Qwen2.5-0.5B has 151,936 rows for
   151,665 ids, see :func:`clinrag.core.models.embeddings.resize_to_tokenizer`).
-* ``trust_remote_code`` is off unless the caller asks for it.
+* A ``.gguf`` file is converted once into a cached safetensors folder (:mod:`clinrag.core.models.gguf`) and
+  loaded from there, so only the first command pays for de-quantisation.
+* ``trust_remote_code`` is off unless the caller asks for it, and weights load from safetensors only
+  (``allow_pickle=True`` opts in to ``pytorch_model.bin``: unpickling a file can run code).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,12 +114,35 @@ def resolve_device(device: str | None) -> str:
     return str(device)
 
 
-def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False) -> Any:
+def materialize(source: ModelSource) -> ModelSource:
+    """A ``gguf`` source as its converted folder (converting it the first time); other sources unchanged."""
+    if source.kind != "gguf" or not source.gguf_file:
+        return source
+    from .gguf import ensure_converted
+
+    return ModelSource("folder", str(ensure_converted(Path(source.location) / source.gguf_file)))
+
+
+def load_tokenizer(source: ModelSource | str, *, trust_remote_code: bool = False) -> Any:
+    """The source's tokenizer, prepared for batched generation. ``"qwen2.5"`` names the exact offline Qwen2.5
+    tokenizer; a ``.gguf`` uses its converted folder when there is one, else reads the file's own tokenizer."""
     from transformers import AutoTokenizer
 
+    if isinstance(source, str):
+        if source.strip().lower() in ("qwen2.5", "qwen2.5-instruct"):
+            from .qwen_tokenizer import load_qwen25_tokenizer
+
+            return prepare_tokenizer(load_qwen25_tokenizer("instruct"))
+        source = resolve_source(source)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if source.gguf_file:
-        kwargs["gguf_file"] = source.gguf_file
+        from .gguf import converted_dir, file_sha256, is_converted
+
+        folder = converted_dir(file_sha256(Path(source.location) / source.gguf_file))
+        if is_converted(folder):
+            source = ModelSource("folder", str(folder))
+        else:
+            kwargs["gguf_file"] = source.gguf_file
     try:
         tok = AutoTokenizer.from_pretrained(source.location, **kwargs)
     except (OSError, ValueError, ImportError) as exc:
@@ -136,30 +160,31 @@ def prepare_tokenizer(tok: Any) -> Any:
     return tok
 
 
-def load_model(source: ModelSource, *, device: str = "cpu", dtype: Any = None, trust_remote_code: bool = False) -> Any:
+def load_model(source: ModelSource | str, *, device: str = "cpu", dtype: Any = None,
+               trust_remote_code: bool = False, allow_pickle: bool = False, eval_mode: bool = True,
+               **from_pretrained: Any) -> Any:
+    """A causal LM on ``device``; extra keyword arguments (``quantization_config``, ``device_map``…) go to
+    ``from_pretrained``. A folder holding only ``pytorch_model.bin`` is refused unless ``allow_pickle``."""
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": resolve_dtype(dtype, device)}
-    if source.gguf_file:
-        kwargs["gguf_file"] = source.gguf_file
+    source = materialize(resolve_source(source) if isinstance(source, str) else source)
+    if source.kind == "folder" and not allow_pickle:
+        folder = Path(source.location)
+        if not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
+            raise ModelLoadError(f"model folder {source.location!r} has only pickle weights (*.bin); clinrag loads "
+                                 f"safetensors only, because unpickling a file can run code. Convert it, or "
+                                 f"opt in with allow_pickle=True if you trust its origin")
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": resolve_dtype(dtype, device),
+                              "use_safetensors": None if allow_pickle else True, **from_pretrained}
     try:
         model = AutoModelForCausalLM.from_pretrained(source.location, **kwargs)
     except (OSError, ValueError, ImportError) as exc:
         raise _load_error(source, exc) from exc
-    if source.gguf_file:
-        _forget_gguf_quantizer(model)
-    model.to(device)
-    model.eval()
+    if "device_map" not in from_pretrained and "quantization_config" not in from_pretrained:
+        model.to(device)
+    if eval_mode:
+        model.eval()
     return model
-
-
-def _forget_gguf_quantizer(model: Any) -> None:
-    """A GGUF de-quantised on load is a plain dense model, but transformers still marks it as quantized
-    (which blocks ``save_pretrained`` and PEFT). Drop the marker when no packed GGUF layers remain."""
-    if not any("gguf" in type(m).__name__.lower() for m in model.modules()):
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
 
 
 def check_adapter(adapter: str | os.PathLike[str]) -> Path:
@@ -201,6 +226,7 @@ def load_causal_lm(spec: str | os.PathLike[str] = DEFAULT_MODEL, *, adapter: str
     if adapter:
         check_adapter(adapter)  # fail before the (slow) model load
     dev = resolve_device(device)
+    source = materialize(source)
     tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
     model = load_model(source, device=dev, dtype=dtype, trust_remote_code=trust_remote_code)
     if adapter:
@@ -209,24 +235,3 @@ def load_causal_lm(spec: str | os.PathLike[str] = DEFAULT_MODEL, *, adapter: str
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
-
-def gguf_to_folder(gguf: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
-    """De-quantise a ``.gguf`` into a transformers folder (safetensors + tokenizer), written atomically.
-
-    Loading the folder afterwards takes about a second instead of the GGUF's tokenizer conversion and
-    de-quantisation (~20 s for SmolLM2-135M).
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model, tokenizer = load_causal_lm(gguf, device="cpu")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out

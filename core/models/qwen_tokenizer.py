@@ -135,14 +135,6 @@ def save_qwen25_tokenizer(out: str | Path, variant: str = "instruct") -> Path:
     return Path(out)
 
 
-def cache_dir() -> Path:
-    import os
-
-    root = os.environ.get("CLINRAG_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
-                                                          os.path.expanduser("~/.cache"), "clinrag")
-    return Path(root)
-
-
 def load_qwen25_tokenizer(variant: str = "instruct") -> Any:
     """Like :func:`build_qwen25_tokenizer` but cached on disk (building takes ~8 s, loading well under 1 s).
 
@@ -153,6 +145,8 @@ def load_qwen25_tokenizer(variant: str = "instruct") -> Any:
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown Qwen2.5 tokenizer variant {variant!r} (valid: {', '.join(VARIANTS)})")
+    from clinrag.core.io import cache_dir
+
     folder = cache_dir() / f"qwen2.5-tokenizer-{variant}"
     if not (folder / "tokenizer.json").exists():
         save_qwen25_tokenizer(folder, variant)

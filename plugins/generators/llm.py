@@ -39,6 +39,14 @@ def parse_citations(text: str, allowed: Iterable[str]) -> list[str]:
     return found
 
 
+def request_messages(case: Case, request: AnswerRequest, *, max_chars_per_passage: int = 1200) -> list[dict[str, str]]:
+    """The conversation an LLM generator sends for one sub-question — and the prompt fine-tuning trains on
+    (:mod:`clinrag.finetune.data` calls this very function)."""
+    sq = request.sub_question
+    return answer_messages(case, sq.text or request.question, request.hits, options=request.options, facts=sq.facts,
+                           max_chars_per_passage=max_chars_per_passage)
+
+
 class LLMGenerator(ABC):
     """Base for ``hf`` and ``openai``: builds the prompts, batches the answers, parses citations."""
 
@@ -61,8 +69,7 @@ class LLMGenerator(ABC):
 
     def answer_conversations(self, case: Case, requests: Sequence[AnswerRequest]) -> list[list[dict[str, str]]]:
         """One conversation per sub-question; they share their system + scenario prefix by construction."""
-        return [answer_messages(case, req.sub_question.text or req.question, req.hits, options=req.options,
-                                facts=req.sub_question.facts) for req in requests]
+        return [request_messages(case, req) for req in requests]
 
     def answer(self, case: Case, requests: Sequence[AnswerRequest]) -> list[Generation]:
         if not requests:

@@ -24,19 +24,82 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO_CASES = REPO / "examples" / "demo" / "cases.jsonl"
 
 
-def test_rows_use_the_inference_prompts_exactly():
+def test_rows_follow_the_default_strategy_and_the_generator_prompt():
+    from clinrag.plugins.generators.base import AnswerRequest
+    from clinrag.plugins.generators.llm import request_messages
+    from clinrag.plugins.strategies import get_strategy
+
     cases = load_cases(DEMO_CASES)
     rows, stats = build_examples(cases, summaries=True)
-    q = next(r for r in rows if r["kind"] == "question")
+    questions = [r for r in rows if r["kind"] == "question"]
+    expected = []
+    for case in cases:  # what the graph asks: the strategy's sub-questions, facts included, rendered by hf's code
+        for sq in get_strategy("decomposition").translate(case).sub_questions:
+            req = AnswerRequest(sq, case.questions[sq.question_index], (),
+                                case.reference("options", sq.question_index) if case.options else None)
+            expected.append(request_messages(case, req))
+    assert [r["prompt"] for r in questions] == expected
+    assert any("Relevant facts:" in r["prompt"][1]["content"] for r in questions)
+    q = questions[0]
     case = next(c for c in cases if c.id == q["case_id"])
-    i = q["question_index"]
-    assert q["prompt"] == prompts.answer_messages(case, case.questions[i], [], options=case.reference("options", i))
-    assert q["completion"] == [{"role": "assistant", "content": case.answers[i]}]
+    assert q["completion"] == [{"role": "assistant", "content": case.answers[q["question_index"]]}]
     s = next(r for r in rows if r["kind"] == "summary")
     assert s["prompt"] == prompts.summary_messages(next(c for c in cases if c.id == s["case_id"]))
-    assert stats.question_examples == sum(c.n_questions for c in cases)
+    assert stats.question_examples == len(expected) >= sum(c.n_questions for c in cases)
     assert stats.summary_examples == sum(1 for c in cases if c.summary)
     assert "(no passages retrieved)" in q["prompt"][1]["content"] and not stats.with_passages
+
+
+def _graph_prompts(case, index_dir, embedder, k):
+    """Every answer conversation the real graph sends to an ``hf`` generator for ``case`` (its LLM is replaced by
+    a recorder: the prompts, not the model, are under test)."""
+    from clinrag.agent.context import AgentContext
+    from clinrag.agent.run import Agent
+    from clinrag.core.types import Generation
+    from clinrag.plugins.generators.hf import HFGenerator
+    from clinrag.plugins.strategies import get_strategy
+    from clinrag.retrieval.retriever import IndexRetriever
+
+    sent = []
+
+    class Recorder:
+        def chat(self, conversations, *, max_new_tokens=None):
+            sent.extend(conversations)
+            return [Generation("ok") for _ in conversations]
+
+    class RecordingHF(HFGenerator):
+        @property
+        def llm(self):
+            return Recorder()
+
+    ctx = AgentContext(retriever=IndexRetriever(index_dir, embedder=embedder), generator=RecordingHF(model="unused"),
+                       strategy=get_strategy("decomposition"), k=k)
+    Agent(ctx).answer(case)
+    return [c for c in sent if "Question:" in c[-1]["content"]]
+
+
+@pytest.mark.slow
+def test_training_prompt_is_the_prompt_the_graph_sends(demo_index_dir, embedder, qwen_tokenizer_dir):
+    """Through the chat template, the training prompt equals the hf generator's prompt for the same case, given the
+    same passages (RAFT off); with RAFT mixing on, only the fenced passage block differs."""
+    import re
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(qwen_tokenizer_dir))
+    render = lambda msgs: tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)  # noqa: E731
+    case = next(c for c in load_cases(DEMO_CASES) if c.n_questions >= 3)
+    src = PassageSource.from_index(str(demo_index_dir), embedder=embedder)
+    sent = _graph_prompts(case, demo_index_dir, embedder, k=5)
+    rows, _ = build_examples([case], passages=src, distractors=None, k=5, summaries=False)
+    assert len(rows) == len(sent) >= 3
+    assert [render(r["prompt"]) for r in rows] == [render(c) for c in sent]
+
+    raft, _ = build_examples([case], passages=src, distractors=2, k=5, summaries=False)
+    fence = re.compile(re.escape(prompts.PASSAGE_FENCE) + ".*?" + re.escape(prompts.PASSAGE_FENCE_END), re.S)
+    outside = lambda text: fence.sub("<passages>", text)  # noqa: E731
+    assert [outside(render(r["prompt"])) for r in raft] == [outside(render(c)) for c in sent]
+    assert [render(r["prompt"]) for r in raft] != [render(c) for c in sent]
 
 
 def test_answer_key_becomes_the_completion_when_no_answer():
