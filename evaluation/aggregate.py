@@ -4,7 +4,8 @@
 
     {"cases": N, "questions": M,
      "arms": {ARM: {"retrieval": {"hit@5", "recall@10", "mrr@10", "ndcg@10"} | null,
-                    "answers": {"token_f1", "rouge_l", "mcq_accuracy" | null, "numeric_accuracy" | null} | null,
+                    "answers": {"token_f1", "rouge_l", "mcq_accuracy" | null, "numeric_accuracy" | null,
+                                "decision_accuracy" | null} | null,
                     "summary": {"rouge_l"} | null,
                     "structure": {"one_answer_per_question"},
                     "cost": {"llm_calls_per_case", "tokens_per_case", "seconds_per_case_p50", "seconds_per_case_p95"},
@@ -28,7 +29,7 @@ from .scoring import ANSWER_KEYS, RETRIEVAL_KEYS
 
 COMPARED = (*RETRIEVAL_KEYS, *ANSWER_KEYS, "summary_rouge_l")
 #: The metric each arm is ranked by when picking the "best" arm to compare the others with.
-HEADLINE = ("ndcg@10", "token_f1", "rouge_l", "mcq_accuracy", "numeric_accuracy")
+HEADLINE = ("ndcg@10", "token_f1", "rouge_l", "mcq_accuracy", "numeric_accuracy", "decision_accuracy")
 
 
 def _by_case(records: Sequence[dict[str, Any]], arm: str, case_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

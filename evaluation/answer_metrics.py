@@ -180,3 +180,26 @@ def numeric_correct(answer: str, tolerance: tuple[float, float]) -> float:
     value = parse_number(answer)
     lo, hi = tolerance
     return float(value is not None and lo <= value <= hi)
+
+
+# -- yes / no / maybe (PubMedQA-style research questions) -----------------------------------------------------
+
+DECISIONS = ("yes", "no", "maybe")
+_DECISION = re.compile(r"\b(yes|no|maybe)\b", re.IGNORECASE)
+_LEADING_DECISION = re.compile(r"^\W*(yes|no|maybe)\b\s*[.,;:!\-—]", re.IGNORECASE)
+
+
+def reference_decision(reference: str | None, meta_decision: Any = None) -> str | None:
+    """The gold yes/no/maybe: ``meta.final_decision`` when the case has it, else a reference answer that opens with
+    the decision ("yes. The effects …"). Other references (MedQuAD's "Is X inherited?") have none."""
+    if isinstance(meta_decision, str) and meta_decision.strip().lower() in DECISIONS:
+        return meta_decision.strip().lower()
+    m = _LEADING_DECISION.match(reference or "")
+    return m.group(1).lower() if m else None
+
+
+def parse_decision(answer: str) -> str | None:
+    """The decision an answer gives: its opening word when that is yes/no/maybe, else the first yes/no/maybe in its
+    first sentence; None when it commits to none (counted wrong)."""
+    m = _LEADING_DECISION.match(answer) or _DECISION.search(re.split(r"(?<=[.!?])\s", answer.strip(), maxsplit=1)[0])
+    return m.group(1).lower() if m else None

@@ -15,7 +15,8 @@ from .scoring import ANSWER_KEYS, RETRIEVAL_KEYS
 #: Metrics where lower is better (cost); everything else is higher-is-better.
 COST_KEYS = ("llm_calls_per_case", "tokens_per_case", "seconds_per_case_p50", "seconds_per_case_p95")
 #: Metrics whose paired differences the report lists (metrics.json has every metric's).
-REPORTED_DIFFS = ("hit@5", "ndcg@10", "token_f1", "rouge_l", "mcq_accuracy", "numeric_accuracy", "summary_rouge_l")
+REPORTED_DIFFS = ("hit@5", "ndcg@10", "token_f1", "rouge_l", "mcq_accuracy", "numeric_accuracy", "decision_accuracy",
+                  "summary_rouge_l")
 _LABELS = {"summary_rouge_l": "summary ROUGE-L", "one_answer_per_question": "one answer / question"}
 
 
@@ -91,7 +92,7 @@ def render_markdown(metrics: dict[str, Any], *, title: str = "Evaluation", comma
 
 def headline_metric(metrics: dict[str, Any]) -> str | None:
     """The quality metric to plot against cost: nDCG@10 when retrieval was scored, else answer metrics."""
-    for key in ("ndcg@10", "mcq_accuracy", "numeric_accuracy", "token_f1", "rouge_l"):
+    for key in ("ndcg@10", "mcq_accuracy", "numeric_accuracy", "decision_accuracy", "token_f1", "rouge_l"):
         if any(metric_value(b, key) is not None for b in metrics["arms"].values()):
             return key
     return None

@@ -16,7 +16,7 @@ from clinrag.retrieval import metrics as rm
 from . import answer_metrics as am
 
 RETRIEVAL_KEYS = ("hit@5", "recall@10", "mrr@10", "ndcg@10")
-ANSWER_KEYS = ("token_f1", "rouge_l", "mcq_accuracy", "numeric_accuracy")
+ANSWER_KEYS = ("token_f1", "rouge_l", "mcq_accuracy", "numeric_accuracy", "decision_accuracy")
 
 
 def ranked_passages(question_answer: Any) -> list[str]:
@@ -60,7 +60,16 @@ def applicable(case: Case, i: int, *, retrieval: bool) -> list[str]:
         keys.append("mcq_accuracy")
     if case.answer_tolerance is not None and case.answer_tolerance[i] is not None:
         keys.append("numeric_accuracy")
+    if gold_decision(case, i) is not None:
+        keys.append("decision_accuracy")
     return keys
+
+
+def gold_decision(case: Case, i: int) -> str | None:
+    """yes/no/maybe for a research question (PubMedQA): ``meta.final_decision`` for one-question cases, else the
+    decision the reference answer opens with."""
+    meta = case.meta.get("final_decision") if case.n_questions == 1 else None
+    return am.reference_decision(case.answers[i] if case.answers is not None else None, meta)
 
 
 def structure_ok(case: Case, response: Any) -> bool:
@@ -99,6 +108,9 @@ def score_case(case: Case, response: Any | None, *, retrieval: bool) -> tuple[li
             opts, key = case.options[i], case.answer_key[i]  # type: ignore[index]
             row["choice"] = am.parse_choice(text, opts)
             scores["mcq_accuracy"] = float(row["choice"] == key)
+        if "decision_accuracy" in keys:
+            row["decision"] = am.parse_decision(text)
+            scores["decision_accuracy"] = float(row["decision"] == gold_decision(case, i))
         if "numeric_accuracy" in keys:
             row["parsed_number"] = am.parse_number(text)
             scores["numeric_accuracy"] = am.numeric_correct(text, case.answer_tolerance[i])  # type: ignore[index]

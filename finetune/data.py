@@ -41,11 +41,31 @@ DEFAULT_STRATEGY = "decomposition"
 from .config import DataConfig, DataError, DataFormat
 
 
-def reference_answer(case: Case, i: int) -> str | None:
-    """The target text for question ``i``: the reference answer, else ``"KEY. option text"`` from the answer key."""
+def first_words(text: str, max_words: int) -> str:
+    """Whole leading sentences of ``text`` up to ``max_words`` words (at least the first sentence, itself cut at
+    ``max_words`` words when longer): the answer prompt asks for at most three sentences, and long reference
+    answers would spend the token budget on text the model is told not to write."""
+    from clinrag.core.text import sentences
+
+    out: list[str] = []
+    count = 0
+    for sent in sentences(text):
+        n = len(sent.split())
+        if out and count + n > max_words:
+            break
+        out.append(sent)
+        count += n
+    joined = " ".join(out) if out else text.strip()
+    words = joined.split()
+    return joined if len(words) <= max_words else " ".join(words[:max_words]) + " …"
+
+
+def reference_answer(case: Case, i: int, *, max_words: int = 0) -> str | None:
+    """The target text for question ``i``: the reference answer (its leading sentences up to ``max_words`` words
+    when > 0), else ``"KEY. option text"`` from the answer key."""
     ans = case.reference("answers", i)
     if ans and str(ans).strip():
-        return str(ans).strip()
+        return first_words(str(ans).strip(), max_words) if max_words > 0 else str(ans).strip()
     key = case.reference("answer_key", i)
     opts = case.reference("options", i)
     if key is not None and opts and key in opts:
@@ -112,7 +132,7 @@ class BuildStats:
 def build_examples(cases: Sequence[Case], *, fmt: str = DataFormat.PER_QUESTION.value,
                    passages: PassageSource | None = None, distractors: int | None = 3, k: int = 4,
                    summaries: bool = True, seed: int = 42, strategy: Any = None,
-                   max_chars_per_passage: int = 1200) -> tuple[list[dict[str, Any]], BuildStats]:
+                   max_chars_per_passage: int = 1200, max_answer_words: int = 0) -> tuple[list[dict[str, Any]], BuildStats]:
     """Turn cases into prompt/completion rows (see the module docstring); returns rows and counts.
 
     Per-question rows follow the graph's own path: ``strategy`` (default: the default strategy, with no LLM)
@@ -143,7 +163,7 @@ def build_examples(cases: Sequence[Case], *, fmt: str = DataFormat.PER_QUESTION.
 
     translator = strategy if strategy is not None else get_strategy(DEFAULT_STRATEGY)
     for case in cases:
-        targets = [reference_answer(case, i) for i in range(case.n_questions)]
+        targets = [reference_answer(case, i, max_words=max_answer_words) for i in range(case.n_questions)]
         stats.skipped_questions += sum(t is None for t in targets)
         if all(t is None for t in targets):
             continue

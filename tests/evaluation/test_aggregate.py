@@ -30,7 +30,8 @@ def test_aggregate_hand_computed():
     d = m["arms"]["decomposition"]
     assert d["retrieval"]["hit@5"] == pytest.approx(2 / 3, abs=1e-4)  # per question (4 decimals), not per case
     assert d["retrieval"]["recall@10"] == pytest.approx(0.5)
-    assert d["answers"] == {"token_f1": 0.3, "rouge_l": 0.3, "mcq_accuracy": None, "numeric_accuracy": None}
+    assert d["answers"] == {"token_f1": 0.3, "rouge_l": 0.3, "mcq_accuracy": None, "numeric_accuracy": None,
+                            "decision_accuracy": None}
     assert d["summary"] is None
     assert d["structure"]["one_answer_per_question"] == 0.5
     assert d["cost"] == {"llm_calls_per_case": 2.0, "tokens_per_case": 10.0, "seconds_per_case_p50": 2.0,

@@ -86,3 +86,32 @@ def test_numeric_correct_within_tolerance():
     assert numeric_correct("QTc is 450 msec", (392.9, 434.3)) == 0.0
     assert numeric_correct("QTc = 434.3", (392.9, 434.3)) == 1.0  # bounds are inclusive
     assert numeric_correct("cannot tell", (1.0, 2.0)) == 0.0
+
+
+@pytest.mark.parametrize("answer,expected", [
+    ("Yes. The intervention increased screening [pubmed-1].", "yes"),
+    ("no, the trial found no difference", "no"),
+    ("Maybe: the evidence is mixed.", "maybe"),
+    ("The data suggest yes, but only in women. No effect in men.", "yes"),
+    ("The intervention helped adherent women.", None),
+    ("", None),
+])
+def test_parse_decision(answer, expected):
+    from clinrag.evaluation.answer_metrics import parse_decision
+
+    assert parse_decision(answer) == expected
+
+
+def test_decision_accuracy_applies_to_yes_no_maybe_references_only():
+    from clinrag.core.cases import Case
+    from clinrag.evaluation.answer_metrics import reference_decision
+    from clinrag.evaluation.scoring import applicable, gold_decision
+
+    pubmed = Case(id="p", clinical_scenario="A clinician asks a research question.", questions=["Does X help?"],
+                  answers=["yes. It does."], meta={"final_decision": "maybe"})
+    medquad = Case(id="m", clinical_scenario="s", questions=["Is X inherited ?"],
+                   answers=["This condition is inherited in an autosomal dominant pattern."])
+    assert gold_decision(pubmed, 0) == "maybe"  # the labelled decision wins over the answer's wording
+    assert "decision_accuracy" in applicable(pubmed, 0, retrieval=False)
+    assert gold_decision(medquad, 0) is None and "decision_accuracy" not in applicable(medquad, 0, retrieval=False)
+    assert reference_decision("No. Not at all.") == "no" and reference_decision("Nothing") is None

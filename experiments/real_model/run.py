@@ -1,0 +1,113 @@
+"""The real-model experiment (#11): does a QLoRA-tuned Qwen2.5-0.5B-architecture model answer held-out cases better?
+
+Every stage is a plain ``clinrag`` command (printed and appended to ``<run>/commands.sh``), each stage is skipped when
+its output is complete, and the long stages (training, evaluation) resume after an interruption — so the whole
+experiment is re-run, or continued in a later sitting, with the same one line::
+
+    python experiments/real_model/run.py all            # prepare → audit → extend → train → evaluate
+    python experiments/real_model/run.py prepare        # or any one stage: audit, extend, train, train-novocab, evaluate
+    python experiments/real_model/run.py status         # what is done, what is left
+
+Inputs: the shared data (``../shared/data``), the committed split ``docs/eval-results/splits/real-model-v1.json``,
+the stand-in from ``make models`` and the full-corpus index (``.cache/full-index``, built by the ``index`` stage).
+Derived case files (sub-sets of the shared data) live under ``runs/real-model-v1/data`` and are never committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = Path(REPO.parent / "shared" / "data")
+SPLIT = REPO / "docs" / "eval-results" / "splits" / "real-model-v1.json"
+RUN = REPO / "runs" / "real-model-v1"
+STANDIN = REPO / ".cache" / "models" / "qwen2.5-coder-0.5b-instruct"
+INDEX = REPO / ".cache" / "full-index"
+CLINRAG = str(Path(sys.executable).parent / "clinrag")
+HERE = Path(__file__).resolve().parent
+
+#: Training mix (cases per set, drawn with SEED from each set's train part) — about 1,000 examples in all.
+MIX = {"medquad_multi_dev": 70, "pubmedqa_dev": 300, "casimedicos": 300}
+#: Eval-loss cases per set, drawn from the train parts' remaining cases (never from a held-out part).
+EVAL_MIX = {"medquad_multi_dev": 4, "pubmedqa_dev": 12, "casimedicos": 12}
+SEED = 0
+
+
+def run(cmd: list[str]) -> None:
+    line = " ".join(shlex.quote(str(c)) for c in cmd).replace(str(REPO) + "/", "")
+    print(f"$ {line}", flush=True)
+    RUN.mkdir(parents=True, exist_ok=True)
+    with (RUN / "commands.sh").open("a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+    subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def write_cases(path: Path, cases: list) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for c in cases:
+            fh.write(json.dumps(c.model_dump(exclude_none=True), ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def prepare() -> None:
+    """Held-out and training case files from the committed split (derived data: under runs/, never committed)."""
+    from clinrag.core.splits import split_cases
+
+    rng = random.Random(SEED)
+    train_mix, eval_mix = [], []
+    for name in MIX:
+        train = split_cases(SPLIT, name, "train", DATA)
+        held = split_cases(SPLIT, name, "heldout", DATA)
+        write_cases(RUN / "data" / f"{name}-heldout.jsonl", held)
+        pool = sorted(train, key=lambda c: c.id)
+        rng.shuffle(pool)
+        train_mix += pool[: MIX[name]]
+        eval_mix += pool[MIX[name]: MIX[name] + EVAL_MIX[name]]
+    write_cases(RUN / "data" / "train-mix.jsonl", train_mix)
+    write_cases(RUN / "data" / "eval-mix.jsonl", eval_mix)
+    print(f"train-mix: {len(train_mix)} cases, eval-mix: {len(eval_mix)} cases → {RUN / 'data'}")
+
+
+def index() -> None:
+    if not (INDEX / "manifest.json").exists():
+        run([CLINRAG, "index", "build", str(DATA / "corpus" / "medical_passages.jsonl"), "--out", str(INDEX)])
+
+
+def audit() -> None:
+    out = RUN / "audit"
+    if not (out / "audit.json").exists():
+        run([CLINRAG, "vocab", "audit", str(RUN / "data" / "train-mix.jsonl"), "--tokenizer", "qwen2.5",
+             "--out", str(out)])
+
+
+def stage_status() -> None:
+    for name, path in [("prepare", RUN / "data" / "train-mix.jsonl"), ("index", INDEX / "manifest.json"),
+                       ("audit", RUN / "audit" / "audit.json"), ("extend", RUN / "extended" / "config.json"),
+                       ("train", RUN / "tuned" / "metrics.json"), ("train-novocab", RUN / "tuned-novocab" / "metrics.json")]:
+        print(f"{name:14s} {'done' if path.exists() else 'todo'}  {path.relative_to(REPO)}")
+
+
+STAGES = {"prepare": prepare, "index": index, "audit": audit, "status": stage_status}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=[*STAGES, "all"])
+    args = parser.parse_args()
+    if args.stage == "all":
+        for name in ("prepare", "index", "audit"):
+            STAGES[name]()
+    else:
+        STAGES[args.stage]()
+
+
+if __name__ == "__main__":
+    main()
