@@ -33,9 +33,9 @@ PREFIX = "Clinical case:\n"
 def smollm2_folder() -> Path:
     if not (FOLDER / "config.json").exists():
         from clinrag.core.io import atomic_dir_write
-        from clinrag.finetune.vocab_extend import load_model_and_tokenizer
+        from clinrag.core.models.loading import load_model, load_tokenizer
 
-        model, tok = load_model_and_tokenizer(GGUF)
+        model, tok = load_model(GGUF, dtype="float32", eval_mode=False), load_tokenizer(GGUF, prepare=False)
         atomic_dir_write(FOLDER, lambda tmp: (model.save_pretrained(tmp), tok.save_pretrained(tmp)))
     return FOLDER
 

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from clinrag.core.errors import ModelLoadError
-from clinrag.core.models.embeddings import resize_to_tokenizer
-from clinrag.core.models.manifest import check_tokenizer_extends
 
 
 def read_adapter_config(adapter_dir: str | Path) -> dict[str, Any]:
@@ -31,32 +29,10 @@ def read_adapter_config(adapter_dir: str | Path) -> dict[str, Any]:
 
 def load_adapter_model(base: str, adapter_dir: str | Path, *, dtype: Any = None) -> tuple[Any, Any]:
     """(PeftModel, tokenizer): the base resized to the adapter's tokenizer, with the adapter loaded (eval mode)."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from clinrag.core.models.loading import load_causal_lm
 
-    adapter_dir = Path(adapter_dir)
-    read_adapter_config(adapter_dir)
-    try:
-        tok = AutoTokenizer.from_pretrained(str(adapter_dir))
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"{adapter_dir}: no loadable tokenizer saved with the adapter ({exc})") from exc
-    try:
-        base_tok = AutoTokenizer.from_pretrained(base)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"cannot load the base tokenizer from {base!r}: {exc}") from exc
-    check_tokenizer_extends(base_tok, tok)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype or torch.float32)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"cannot load base model {base!r}: {exc}") from exc
-    resize_to_tokenizer(model, tok)
-    try:
-        model = PeftModel.from_pretrained(model, str(adapter_dir))
-    except Exception as exc:  # noqa: BLE001 - shape mismatches etc.: name both folders
-        raise ModelLoadError(f"adapter {adapter_dir} does not fit base {base!r}: {exc}") from exc
-    model.eval()
-    return model, tok
+    read_adapter_config(adapter_dir)  # names a full-model folder passed as an adapter
+    return load_causal_lm(base, adapter=adapter_dir, device="cpu", dtype=dtype or "float32")
 
 
 def export_merged(base: str, adapter_dir: str | Path, out: str | Path) -> Path:

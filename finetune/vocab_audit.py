@@ -33,24 +33,6 @@ class AuditThresholds:
     min_rows: int = 1000  # fewer cases than this: warn that the data set is too small for any addition
 
 
-def load_audit_tokenizer(spec: str = "qwen2.5") -> Any:
-    """``qwen2.5`` (default): the offline Qwen2.5 tokenizer; otherwise a folder, ``.gguf`` file or hub id."""
-    if spec == "qwen2.5":
-        from clinrag.core.models.qwen_tokenizer import load_qwen25_tokenizer
-
-        return load_qwen25_tokenizer()
-    from clinrag.core.errors import ModelLoadError
-    from transformers import AutoTokenizer
-
-    path = Path(spec)
-    try:
-        if path.suffix == ".gguf":
-            return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        return AutoTokenizer.from_pretrained(spec)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"could not load tokenizer {spec!r}: {exc}") from exc
-
-
 def recommend(row: dict[str, Any], th: AuditThresholds) -> tuple[str, str]:
     """("add" | "keep", reason) for one audited term."""
     kind, pieces, cpp = row["kind"], row["pieces_space"], row["chars_per_piece"]
@@ -247,7 +229,9 @@ def run_audit(data: Sequence[str | Path], out: str | Path, *, tokenizer: str = "
     cases: list[Case] = []
     for path in data:
         cases.extend(load_cases(path))
-    tok = load_audit_tokenizer(tokenizer)
+    from clinrag.core.models.loading import load_tokenizer
+
+    tok = load_tokenizer(tokenizer, prepare=False)
     result = audit(cases, tok, glossary=read_glossary(glossary) if glossary else (), thresholds=thresholds)
     result["tokenizer"] = tokenizer
     result["data"] = [str(p) for p in data]

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clinrag.core.errors import ClinragError, ModelLoadError
+from clinrag.core.errors import ClinragError
 from clinrag.core.models.manifest import MANIFEST_NAME
 
 MANIFEST_FORMAT = 1
@@ -225,36 +225,6 @@ def _single(tokenizer: Any, form: str) -> int | None:
 
 # -- model side --------------------------------------------------------------------------------------------
 
-def load_model_and_tokenizer(spec: str | Path, tokenizer_spec: str | Path | None = None) -> tuple[Any, Any]:
-    """Load a causal LM from a local folder, a ``.gguf`` file (de-quantised) or a hub id, and its tokenizer
-    (from ``tokenizer_spec`` when given). Never ``trust_remote_code``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    spec_s = str(spec)
-    path = Path(spec_s)
-    try:
-        if path.suffix == ".gguf":
-            if not path.exists():
-                raise ModelLoadError(f"{path}: no such GGUF file")
-            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
-            # GGUF weights are de-quantised on load; drop the quantizer so the model can be saved as safetensors.
-            model.hf_quantizer = None
-            if hasattr(model.config, "quantization_config"):
-                del model.config.quantization_config
-            tok = (AutoTokenizer.from_pretrained(str(tokenizer_spec)) if tokenizer_spec else
-                   AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name))
-        else:
-            if ("/" in spec_s or spec_s.startswith(".")) and not path.exists() and spec_s.count("/") != 1:
-                raise ModelLoadError(f"{spec_s}: no such model folder")
-            model = AutoModelForCausalLM.from_pretrained(spec_s)
-            tok = AutoTokenizer.from_pretrained(str(tokenizer_spec) if tokenizer_spec else spec_s)
-    except ModelLoadError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"could not load model {spec_s!r}: {exc}") from exc
-    return model, tok
-
-
 def check_model_tokenizer(model: Any, tokenizer: Any) -> None:
     """Refuse a tokenizer whose ids do not fit the model's embedding matrix (a model/tokenizer mismatch)."""
     from clinrag.core.models.embeddings import embedding_rows
@@ -332,7 +302,10 @@ def extend_vocabulary(model_spec: str | Path, terms: Sequence[str], out: str | P
 
     check_init(init)
     terms = validate_terms(terms)
-    model, tokenizer = load_model_and_tokenizer(model_spec, tokenizer_spec)
+    from clinrag.core.models.loading import load_model, load_tokenizer
+
+    model = load_model(model_spec, device="cpu", dtype="float32", eval_mode=False)
+    tokenizer = load_tokenizer(tokenizer_spec or model_spec, prepare=False)
     check_model_tokenizer(model, tokenizer)
     new_tok, plan = extend_tokenizer(tokenizer, terms)
     info = extend_model(model, tokenizer, new_tok, plan, init, seed=seed)

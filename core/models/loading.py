@@ -123,16 +123,19 @@ def materialize(source: ModelSource) -> ModelSource:
     return ModelSource("folder", str(ensure_converted(Path(source.location) / source.gguf_file)))
 
 
-def load_tokenizer(source: ModelSource | str, *, trust_remote_code: bool = False) -> Any:
-    """The source's tokenizer, prepared for batched generation. ``"qwen2.5"`` names the exact offline Qwen2.5
-    tokenizer; a ``.gguf`` uses its converted folder when there is one, else reads the file's own tokenizer."""
+def load_tokenizer(source: ModelSource | str | os.PathLike[str], *, trust_remote_code: bool = False,
+                   prepare: bool = True) -> Any:
+    """The source's tokenizer, prepared for batched generation unless ``prepare=False`` (then exactly as saved).
+    ``"qwen2.5"`` names the exact offline Qwen2.5 tokenizer; a ``.gguf`` uses its converted folder when there is
+    one, else reads the file's own tokenizer."""
     from transformers import AutoTokenizer
 
-    if isinstance(source, str):
-        if source.strip().lower() in ("qwen2.5", "qwen2.5-instruct"):
+    finish = prepare_tokenizer if prepare else (lambda t: t)
+    if not isinstance(source, ModelSource):
+        if str(source).strip().lower() in ("qwen2.5", "qwen2.5-instruct"):
             from .qwen_tokenizer import load_qwen25_tokenizer
 
-            return prepare_tokenizer(load_qwen25_tokenizer("instruct"))
+            return finish(load_qwen25_tokenizer("instruct"))
         source = resolve_source(source)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if source.gguf_file:
@@ -147,7 +150,7 @@ def load_tokenizer(source: ModelSource | str, *, trust_remote_code: bool = False
         tok = AutoTokenizer.from_pretrained(source.location, **kwargs)
     except (OSError, ValueError, ImportError) as exc:
         raise _load_error(source, exc) from exc
-    return prepare_tokenizer(tok)
+    return finish(tok)
 
 
 def prepare_tokenizer(tok: Any) -> Any:
@@ -160,14 +163,14 @@ def prepare_tokenizer(tok: Any) -> Any:
     return tok
 
 
-def load_model(source: ModelSource | str, *, device: str = "cpu", dtype: Any = None,
+def load_model(source: ModelSource | str | os.PathLike[str], *, device: str = "cpu", dtype: Any = None,
                trust_remote_code: bool = False, allow_pickle: bool = False, eval_mode: bool = True,
                **from_pretrained: Any) -> Any:
     """A causal LM on ``device``; extra keyword arguments (``quantization_config``, ``device_map``…) go to
     ``from_pretrained``. A folder holding only ``pytorch_model.bin`` is refused unless ``allow_pickle``."""
     from transformers import AutoModelForCausalLM
 
-    source = materialize(resolve_source(source) if isinstance(source, str) else source)
+    source = materialize(source if isinstance(source, ModelSource) else resolve_source(source))
     if source.kind == "folder" and not allow_pickle:
         folder = Path(source.location)
         if not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
@@ -194,6 +197,107 @@ def check_adapter(adapter: str | os.PathLike[str]) -> Path:
     if not (folder / "adapter_config.json").is_file():
         raise ModelLoadError(f"adapter folder {str(adapter)!r} has no adapter_config.json (not a PEFT adapter)")
     return folder
+
+
+def _linear_dims(config: dict[str, Any]) -> set[int]:
+    """Every in/out width a linear layer of this decoder can have (attention, KV, MLP)."""
+    hidden = config.get("hidden_size")
+    heads = config.get("num_attention_heads")
+    head_dim = config.get("head_dim") or (hidden // heads if hidden and heads else None)
+    kv = config.get("num_key_value_heads") or heads
+    dims = {hidden, config.get("intermediate_size")}
+    if head_dim:
+        dims |= {heads * head_dim if heads else None, kv * head_dim if kv else None}
+    return {d for d in dims if isinstance(d, int)}
+
+
+def _adapter_widths(folder: Path) -> set[int]:
+    """In/out widths of the adapter's LoRA matrices, read from the safetensors header (no tensor is loaded)."""
+    path = folder / "adapter_model.safetensors"
+    if not path.is_file():
+        return set()
+    from safetensors import safe_open
+
+    widths: set[int] = set()
+    with safe_open(str(path), framework="np") as fh:
+        for key in fh.keys():
+            shape = fh.get_slice(key).get_shape()
+            if key.endswith("lora_A.weight") and len(shape) == 2:
+                widths.add(int(shape[1]))
+            elif key.endswith("lora_B.weight") and len(shape) == 2:
+                widths.add(int(shape[0]))
+    return widths
+
+
+def check_adapter_fits(adapter: str | os.PathLike[str], base_config: dict[str, Any], base_tokenizer: Any,
+                       base_label: str) -> None:
+    """Refuse, in one line and before anything large loads, an adapter trained on another base model (its LoRA
+    widths are not the base's) or on another tokenizer (its saved tokenizer does not extend the base's)."""
+    folder = check_adapter(adapter)
+    widths, dims = _adapter_widths(folder), _linear_dims(base_config)
+    if widths and dims and not widths <= dims:
+        raise ModelLoadError(f"adapter {str(adapter)!r} was trained on another base model: its layers are "
+                             f"{sorted(widths)} wide, {base_label!r} has {sorted(dims)} (hidden size "
+                             f"{base_config.get('hidden_size')})")
+    if base_tokenizer is not None and any((folder / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json")):
+        from transformers import AutoTokenizer
+
+        from .manifest import check_tokenizer_extends
+
+        try:
+            adapter_tok = AutoTokenizer.from_pretrained(str(folder))
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"adapter folder {str(adapter)!r}: cannot load its tokenizer: {exc}") from exc
+        check_tokenizer_extends(base_tokenizer, adapter_tok, what=f"tokenizer of adapter {str(adapter)!r}")
+    _warn_if_prompts_changed(folder)
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_if_prompts_changed(folder: Path) -> None:
+    """An adapter records the hash of the prompt templates it was trained on; warn once when the running code's
+    templates differ (the model then sees prompts it was not trained on)."""
+    import json
+    import warnings
+
+    from clinrag.core.prompts import templates_hash
+
+    from .manifest import TRAINING_RECORD
+
+    record = folder / TRAINING_RECORD
+    if not record.is_file() or str(folder) in _WARNED:
+        return
+    try:
+        trained = json.loads(record.read_text(encoding="utf-8")).get("prompt_templates_hash")
+    except (OSError, ValueError, AttributeError):
+        return
+    if trained and trained != templates_hash():
+        _WARNED.add(str(folder))
+        warnings.warn(f"adapter {folder} was trained on prompt templates {trained}, but this clinrag sends "
+                      f"{templates_hash()}: its answers may be worse than when it was evaluated", stacklevel=3)
+
+
+def base_config(source: ModelSource) -> dict[str, Any]:
+    """The base model's config as a dict, read without loading weights (a GGUF: from its header)."""
+    import json
+
+    if source.kind == "folder":
+        try:
+            return json.loads((Path(source.location) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot read {source.location}/config.json: {exc}") from exc
+    if source.kind == "gguf" and source.gguf_file:
+        from .gguf import read_info
+
+        info = read_info(Path(source.location) / source.gguf_file)
+        return {"hidden_size": info.hidden_size}
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source.location).to_dict()
+    except (OSError, ValueError) as exc:
+        raise _load_error(source, exc) from exc
 
 
 def attach_adapter(model: Any, tokenizer: Any, adapter: str | os.PathLike[str]) -> tuple[Any, Any]:
@@ -226,8 +330,12 @@ def load_causal_lm(spec: str | os.PathLike[str] = DEFAULT_MODEL, *, adapter: str
     if adapter:
         check_adapter(adapter)  # fail before the (slow) model load
     dev = resolve_device(device)
+    if adapter:  # another base or tokenizer: one line now, not a shape error after minutes of loading
+        check_adapter_fits(adapter, base_config(source), None, source.label)
     source = materialize(source)
     tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
+    if adapter:
+        check_adapter_fits(adapter, base_config(source), tokenizer, source.label)
     model = load_model(source, device=dev, dtype=dtype, trust_remote_code=trust_remote_code)
     if adapter:
         model, tokenizer = attach_adapter(model, tokenizer, adapter)

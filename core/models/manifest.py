@@ -12,6 +12,8 @@ from typing import Any
 from clinrag.core.errors import ClinragError, ModelLoadError
 
 MANIFEST_NAME = "added_tokens_manifest.json"
+#: Written by fine-tuning beside the adapter: base model, data, and the hash of the prompt templates trained on.
+TRAINING_RECORD = "clinrag_training.json"
 
 
 class ManifestError(ClinragError, ValueError):
