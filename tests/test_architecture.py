@@ -153,3 +153,36 @@ def test_the_size_allow_list_names_only_modules_that_need_it():
     counts = _line_counts()
     stale = sorted(path for path in OVERSIZED_ALLOWED if counts.get(path, 0) <= MAX_LINES)
     assert stale == [], f"remove from OVERSIZED_ALLOWED: {stale}"
+
+
+# --- docs/architecture.md's where-is table ------------------------------------------------------------------
+
+ARCHITECTURE_MD = REPO / "docs" / "architecture.md"
+_ROW = re.compile(r"^\|\s*(?P<behaviour>[^|]+?)\s*\|\s*`(?P<module>clinrag(?:\.\w+)+)::(?P<symbol>\w+(?:\.\w+)*)`\s*\|\s*$")
+
+
+def _where_is_rows() -> list[tuple[str, str, str]]:
+    text = ARCHITECTURE_MD.read_text(encoding="utf-8")
+    section = text.split("## Where is", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("|")][2:]  # past the header and rule
+    rows = []
+    for line in table:
+        match = _ROW.match(line)
+        assert match, f"docs/architecture.md: not a `| behaviour | `module::symbol` |` row: {line!r}"
+        rows.append((match["behaviour"], match["module"], match["symbol"]))
+    return rows
+
+
+def test_where_is_table_is_large_and_unambiguous():
+    rows = _where_is_rows()
+    assert len(rows) >= 20
+    behaviours = [b for b, _, _ in rows]
+    assert len(set(behaviours)) == len(behaviours), "a behaviour listed twice"
+
+
+@pytest.mark.parametrize(("behaviour", "module", "symbol"), _where_is_rows(), ids=lambda v: str(v)[:40])
+def test_where_is_names_a_symbol_that_exists(behaviour, module, symbol):
+    target = importlib.import_module(module)
+    for part in symbol.split("."):
+        assert hasattr(target, part), f"{behaviour!r}: {module} has no {symbol} (docs/architecture.md)"
+        target = getattr(target, part)
