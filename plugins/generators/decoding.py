@@ -20,13 +20,13 @@ the shapes of the matrix products); the test suite and ``benchmarks/bench_answer
 
 from __future__ import annotations
 
-import inspect
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from . import hf_compat
 
 
 @dataclass
@@ -54,30 +54,16 @@ def common_prefix_length(seqs: Sequence[Sequence[int]]) -> int:
 
 def supports_prefix_decoding(model: Any) -> bool:
     """Our loop needs a decoder-only model whose forward takes ``position_ids`` and a KV cache."""
-    if getattr(model.config, "is_encoder_decoder", False):
-        return False
-    params = set(inspect.signature(model.forward).parameters)
-    return {"position_ids", "past_key_values", "attention_mask"} <= params
+    return hf_compat.takes_kv_inputs(model)
 
 
-def _forward(model: Any, keep_last: bool, **kwargs: Any) -> Any:
-    if keep_last and _accepts_logits_to_keep(model):
+def _forward(model: Any, keep_last: bool, cache: Any, **kwargs: Any) -> Any:
+    kwargs[hf_compat.cache_parameter(model)] = cache
+    if keep_last and hf_compat.takes_logits_to_keep(model):
         kwargs["logits_to_keep"] = 1  # only the last position's logits: skips a (tokens × vocab) product
     return model(**kwargs, use_cache=True)
 
 
-def _accepts_logits_to_keep(model: Any) -> bool:
-    cached = getattr(model, "_clinrag_logits_to_keep", None)
-    if cached is None:
-        cached = "logits_to_keep" in inspect.signature(model.forward).parameters
-        try:
-            model._clinrag_logits_to_keep = cached
-        except AttributeError:
-            pass
-    return bool(cached)
-
-
-_PATCH_LOCK = threading.Lock()
 # Rows for which W @ xᵀ beat x @ Wᵀ on SmolLM2's layer shapes (AVX-512 MKL, 1 and 2 threads); at 8 rows it lost.
 SMALL_BATCH_ROWS = (2, 6)
 
@@ -113,29 +99,8 @@ def small_batch_linears(model: Any) -> Iterator[int]:
     if not layers:
         yield 0
         return
-    with _PATCH_LOCK:
-        depth = model.__dict__.get("_clinrag_small_batch", 0)
-        if depth == 0:
-            for layer in layers:
-                layer.forward = _small_batch_linear.__get__(layer)
-        model.__dict__["_clinrag_small_batch"] = depth + 1
-    try:
+    with hf_compat.forward_overridden(model, layers, _small_batch_linear):
         yield len(layers)
-    finally:
-        with _PATCH_LOCK:
-            model.__dict__["_clinrag_small_batch"] -= 1
-            if model.__dict__["_clinrag_small_batch"] == 0:
-                del model.__dict__["_clinrag_small_batch"]
-                for layer in layers:
-                    layer.__dict__.pop("forward", None)  # the class's forward again
-
-
-def _plain_dynamic(cache: Any) -> bool:
-    """Row-wise prefill edits the cache tensors directly: only plain (non-sliding) dynamic layers qualify."""
-    from transformers.cache_utils import DynamicLayer
-
-    layers = getattr(cache, "layers", None)
-    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
 def _prefill_padded(model: Any, cache: Any, shared: int, suffixes: list[list[int]], pad_id: int,
@@ -145,7 +110,7 @@ def _prefill_padded(model: Any, cache: Any, shared: int, suffixes: list[list[int
 
     device, bsz = model.device, len(suffixes)
     if shared:
-        cache.batch_repeat_interleave(bsz)
+        hf_compat.repeat_rows(cache, bsz)
     width = max(len(s) for s in suffixes)
     input_ids = torch.full((bsz, width), pad_id, dtype=torch.long, device=device)
     mask = torch.zeros((bsz, shared + width), dtype=torch.long, device=device)
@@ -154,8 +119,7 @@ def _prefill_padded(model: Any, cache: Any, shared: int, suffixes: list[list[int
         input_ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long, device=device)
         mask[i, shared + width - len(s):] = 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
-    out = _forward(model, True, input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                   past_key_values=cache)
+    out = _forward(model, True, cache, input_ids=input_ids, attention_mask=mask, position_ids=positions)
     stats.forward_calls += 1
     return out.logits[:, -1, :], mask, positions[:, -1] + 1
 
@@ -172,21 +136,25 @@ def _prefill_rowwise(model: Any, cache: Any, shared: int, suffixes: list[list[in
     for s in suffixes:
         ids = torch.tensor([s], dtype=torch.long, device=device)
         pos = torch.arange(shared, shared + len(s), device=device)[None]
-        out = _forward(model, True, input_ids=ids, position_ids=pos, past_key_values=cache)
+        out = _forward(model, True, cache, input_ids=ids, position_ids=pos)
         stats.forward_calls += 1
         logits.append(out.logits[:, -1, :])
-        rows_kv.append([(layer.keys[:, :, shared:], layer.values[:, :, shared:]) for layer in cache.layers])
-        for layer in cache.layers:  # back to the prefix alone for the next row
-            layer.keys, layer.values = layer.keys[:, :, :shared], layer.values[:, :, :shared]
-    for li, layer in enumerate(cache.layers):  # one preallocated tensor per layer: a single copy of each row
-        for name in ("keys", "values"):
-            prefix = getattr(layer, name)
+        kv = hf_compat.layer_kv(cache)
+        rows_kv.append([(k[:, :, shared:], v[:, :, shared:]) for k, v in kv])
+        # back to the prefix alone for the next row
+        hf_compat.set_layer_kv(cache, [(k[:, :, :shared], v[:, :, :shared]) for k, v in kv])
+    batch_kv = []
+    for li, layer_pair in enumerate(hf_compat.layer_kv(cache)):  # one preallocated tensor per layer and kind
+        tensors = []
+        for kind, prefix in enumerate(layer_pair):
             full = prefix.new_zeros((bsz, prefix.shape[1], shared + width, prefix.shape[3]))
             full[:, :, :shared] = prefix
             for i, kv in enumerate(rows_kv):
-                part = kv[li][0 if name == "keys" else 1]
+                part = kv[li][kind]
                 full[i, :, shared + width - part.shape[2]:] = part[0]
-            setattr(layer, name, full)
+            tensors.append(full)
+        batch_kv.append((tensors[0], tensors[1]))
+    hf_compat.set_layer_kv(cache, batch_kv)
     mask = torch.zeros((bsz, shared + width), dtype=torch.long, device=device)
     mask[:, :shared] = 1
     for i, s in enumerate(suffixes):
@@ -206,7 +174,6 @@ def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tok
     prompts left-padded in one batch without the prefix step.
     """
     import torch
-    from transformers import DynamicCache
 
     stats = stats if stats is not None else DecodeStats()
     bsz = len(prompts)
@@ -232,13 +199,13 @@ def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tok
 
     t0 = time.perf_counter()
     with torch.inference_mode(), small_batch_linears(model):
-        cache = DynamicCache(config=model.config)
+        cache = hf_compat.new_cache(model)
         if shared:
             prefix = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=device)
-            _forward(model, True, input_ids=prefix, past_key_values=cache)
+            _forward(model, True, cache, input_ids=prefix)
             stats.forward_calls += 1
         suffixes = [list(p[shared:]) for p in prompts]
-        if rowwise_prefill and _plain_dynamic(cache):
+        if rowwise_prefill and hf_compat.kv_editable(cache):
             logits, mask, next_pos = _prefill_rowwise(model, cache, shared, suffixes, stats)
         else:
             logits, mask, next_pos = _prefill_padded(model, cache, shared, suffixes, pad_id, stats)
@@ -260,12 +227,12 @@ def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tok
                 break
             if len(keep) < active.shape[0]:
                 idx = torch.tensor(keep, dtype=torch.long, device=device)
-                cache.batch_select_indices(idx)
+                hf_compat.select_rows(cache, idx)
                 mask, tokens, next_pos, active = mask[idx], tokens[idx], next_pos[idx], active[idx]
                 padded = bool((mask == 0).any())
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-            logits = _forward(model, False, input_ids=tokens[:, None], attention_mask=mask if padded else None,
-                              position_ids=next_pos[:, None], past_key_values=cache).logits[:, -1, :]
+            logits = _forward(model, False, cache, input_ids=tokens[:, None], attention_mask=mask if padded else None,
+                              position_ids=next_pos[:, None]).logits[:, -1, :]
             stats.forward_calls += 1
             next_pos = next_pos + 1
     stats.decode_seconds = time.perf_counter() - t1
