@@ -94,9 +94,10 @@ def test_an_upward_import_breaks_the_layers(importer, imported):
 
 def test_light_core_modules_may_not_import_core_models():
     graph = _graph()
-    graph.add_import(importer="clinrag.core.cases", imported="clinrag.core.models.loading",
+    graph.add_import(importer="clinrag.core.types", imported="clinrag.core.models.gguf",
                      line_number=1, line_contents="import x")
-    assert _broken_contracts(graph) == {"core-models-on-top"}
+    # core.models itself imports light core modules, so such an import is a cycle too; the named contract must break.
+    assert "core-models-on-top" in _broken_contracts(graph)
 
 
 def test_a_cycle_inside_a_layer_breaks_the_acyclic_contract():
