@@ -4,13 +4,14 @@ RRF score of a passage = Σ_lists weight / (k + rank), with **1-based** ranks (t
 in Cormack et al. (2009). Each list is deduplicated by passage id before fusing, so a passage repeated
 within one list counts once, at its best rank. The fused output's ``Hit.rank`` is 0-based like every hit list
 (``Hit.score`` is the fused score). This is the project's one RRF: hybrid dense+BM25 search and the query
-strategies both call it.
+strategies both call it, with the constant :data:`clinrag.core.defaults.RRF_K` unless told otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from clinrag.core.defaults import RRF_K
 from clinrag.core.types import Hit
 
 
@@ -42,7 +43,7 @@ def union(lists: Sequence[Sequence[Hit]], k: int | None = None) -> list[Hit]:
     return _reranked(best, k)
 
 
-def rrf(lists: Sequence[Sequence[Hit]], k: int | None = None, *, rrf_k: int = 60,
+def rrf(lists: Sequence[Sequence[Hit]], k: int | None = None, *, rrf_k: int = RRF_K,
         weights: Sequence[float] | None = None) -> list[Hit]:
     """Reciprocal-rank fusion with 1-based ranks; ``weights`` (one per list) default to 1."""
     if weights is not None and len(weights) != len(lists):
@@ -56,7 +57,7 @@ def rrf(lists: Sequence[Sequence[Hit]], k: int | None = None, *, rrf_k: int = 60
     return _reranked(fused, k)
 
 
-def fuse(lists: Sequence[Sequence[Hit]], method: str, k: int | None = None, *, rrf_k: int = 60,
+def fuse(lists: Sequence[Sequence[Hit]], method: str, k: int | None = None, *, rrf_k: int = RRF_K,
          weights: Sequence[float] | None = None) -> list[Hit]:
     """Combine ranked lists by ``method`` (``union`` or ``rrf``); the fused hits carry 0-based ``rank``."""
     if method == "union":
