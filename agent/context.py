@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from clinrag.core import defaults
 from clinrag.core.choices import Choice
+from clinrag.plugins.generators.base import ChatLLM, Generator
+from clinrag.plugins.strategies.base import QueryTranslator
+from clinrag.retrieval.retriever import Retriever
 
 
 class AnswerMode(Choice):
@@ -19,19 +22,20 @@ class AnswerMode(Choice):
 
 @dataclass
 class AgentContext:
-    """retriever / generator / strategy are plugin instances; ``translator_llm`` is the LLM strategies use
-    (defaults to the generator's own, when it has one); ``k`` passages per sub-question;
-    ``llm_budget`` caps the LLM calls query translation may spend per case (None: unlimited);
-    ``answer_mode`` picks the per-question graph or the single-pass whole-case call."""
+    """The components, typed by their plugin contracts: ``retriever`` (any :class:`Retriever`), ``generator``
+    (a :class:`Generator`), ``strategy`` (a :class:`QueryTranslator`); ``translator_llm`` is the LLM strategies
+    use (defaults to the generator's own, when it has one); ``k`` passages per sub-question; ``llm_budget`` caps
+    the LLM calls query translation may spend per case (None: unlimited); ``answer_mode`` picks the
+    per-question graph or the single-pass whole-case call."""
 
-    retriever: Any
-    generator: Any
-    strategy: Any
-    translator_llm: Any = None
-    k: int = 5
+    retriever: Retriever | None
+    generator: Generator
+    strategy: QueryTranslator
+    translator_llm: ChatLLM | None = None
+    k: int = defaults.TOP_K
     llm_budget: int | None = None
-    answer_mode: AnswerMode = AnswerMode.per_question
+    answer_mode: AnswerMode = AnswerMode(defaults.ANSWER_MODE)
 
     @property
-    def strategy_llm(self) -> Any:
+    def strategy_llm(self) -> ChatLLM | None:
         return self.translator_llm if self.translator_llm is not None else self.generator.llm

@@ -16,11 +16,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from clinrag.core.errors import ClinragError
+from clinrag.core.defaults import FUSION, RRF_K
+from clinrag.core.errors import ClinragError, PluginContractError
 from clinrag.core.prompts import parse_whole_case, whole_case_messages
 from clinrag.core.types import Generation, Query, SubQuestion, Usage
-from clinrag.plugins.generators.base import AnswerRequest
-from clinrag.plugins.strategies.base import LLMBudget
+from clinrag.plugins.generators.base import AnswerRequest, check_generations
+from clinrag.plugins.strategies.base import LLMBudget, check_translation
 from clinrag.retrieval.fusion import retrieve_fused
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -41,12 +42,11 @@ from .state import BranchState, CaseState
 def translate(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     start = time.perf_counter()
-    translation = ctx.strategy.translate(state["case"], ctx.strategy_llm, LLMBudget(ctx.llm_budget))
-    served = {sq.question_index for sq in translation.sub_questions}
-    missing = [i for i in range(state["case"].n_questions) if i not in served]
-    if missing:  # a strategy must serve every question; fail loudly rather than drop one
-        raise ValueError(f"strategy {ctx.strategy.name!r} produced no sub-question for question(s) "
-                         f"{[i + 1 for i in missing]} of case {state['case'].id!r}")
+    try:
+        translation = ctx.strategy.translate(state["case"], ctx.strategy_llm, LLMBudget(ctx.llm_budget))
+    except PluginContractError as exc:  # e.g. a Translation built with an unknown fusion: say which strategy
+        raise exc.naming(ctx.strategy.name) from None
+    translation = check_translation(ctx.strategy.name, translation, state["case"])
     usage = translation.usage
     usage.seconds = max(usage.seconds, time.perf_counter() - start)
     return {"sub_questions": translation.sub_questions, "fusion": (translation.fusion, translation.rrf_k),
@@ -66,7 +66,8 @@ def retrieve(branch: BranchState, runtime: Runtime[AgentContext]) -> dict[str, A
 
 
 def summarize(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    gen = runtime.context.generator.summarize(state["case"])
+    generator = runtime.context.generator
+    gen = check_generations(generator.name, [generator.summarize(state["case"])], 1, "summarize")[0]
     return {"summary": gen, "usage": [gen.usage]}
 
 
@@ -75,7 +76,8 @@ def answer(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     requests = [AnswerRequest(sq, case.questions[sq.question_index], tuple(state["retrieved"].get(sq.id, [])),
                               case.reference("options", sq.question_index) if case.options else None)
                 for sq in state["sub_questions"]]
-    gens = runtime.context.generator.answer(case, requests)
+    generator = runtime.context.generator
+    gens = check_generations(generator.name, generator.answer(case, requests), len(requests), "answer")
     return {"answers": {sq.id: g for sq, g in zip(state["sub_questions"], gens)}, "usage": [g.usage for g in gens]}
 
 
@@ -141,7 +143,7 @@ def whole_case(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, An
         notes.append(f"single_pass: the model gave no answer for question(s) {missing}")
     subs = [SubQuestion(f"q{i + 1}", i, q, (Query(q, "case"),)) for i, q in enumerate(case.questions)]
     per_question = {sq.id: Generation(a.strip() or "(no answer)") for sq, a in zip(subs, answers)}
-    return {"sub_questions": subs, "fusion": ("union", 60), "retrieved": {}, "answers": per_question,
+    return {"sub_questions": subs, "fusion": (FUSION, RRF_K), "retrieved": {}, "answers": per_question,
             "summary": Generation(summary.strip()), "notes": notes, "usage": [gen.usage]}
 
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from clinrag.core import defaults
 from clinrag.core.cases import Case
 
-from .context import AgentContext
+from .context import AgentContext, AnswerMode
 from .response import CaseResponse
+
+if TYPE_CHECKING:
+    from clinrag.plugins.generators.base import ChatLLM, Generator, LoadsChatLLM
+    from clinrag.retrieval.options import RetrievalMode
+    from clinrag.retrieval.retriever import Retriever
 
 
 class Agent:
@@ -34,39 +40,72 @@ class Agent:
             yield self.answer(case)
 
 
-def build_agent(index: str | Path | Any | None, *, strategy: str = "decomposition", generator: str = "extractive",
-                k: int = 5, strategy_options: dict[str, Any] | None = None,
-                generator_options: dict[str, Any] | None = None, translator_llm: Any = None,
-                translator_model: str | None = None, llm_budget: int | None = None,
-                retrieval_mode: str = "dense", answer_mode: str = "per_question") -> Agent:
-    """An :class:`Agent` over an index folder (or any object with ``retrieve``) using named plugins.
+def build_generator(name: str, options: dict[str, Any] | None = None, *,
+                    retriever: Retriever | None = None) -> Generator:
+    """The generator registered under ``name``; one that can share an embedder gets the retriever's (if it has
+    one) so the embedding model is loaded once."""
+    from clinrag.plugins.generators import generators
+    from clinrag.plugins.generators.base import SharesEmbedder
 
-    ``translator_model`` (hub id, folder or .gguf) loads a separate ``hf`` LLM for query translation;
-    otherwise strategies use the answering generator's LLM, if it has one. ``retrieval_mode`` (dense, bm25,
-    hybrid) applies when ``index`` is a folder. ``answer_mode="single_pass"`` answers the whole case in one LLM
-    call without retrieval (``index`` may then be None).
+    generator = generators.create(name, **(options or {}))
+    if isinstance(generator, SharesEmbedder):
+        embedder = getattr(retriever, "embedder", None)
+        if embedder is not None:
+            generator.share_embedder(embedder)
+    return generator
+
+
+def translator_loader(generator: str | None = None) -> type[LoadsChatLLM]:
+    """The generator class that loads a separate query-translation LLM: ``generator``'s own when it can load chat
+    LLMs (:class:`~clinrag.plugins.generators.base.LoadsChatLLM`), else
+    :data:`~clinrag.core.defaults.TRANSLATOR_GENERATOR`'s."""
+    from clinrag.core.errors import PluginError
+    from clinrag.plugins.generators import generators
+    from clinrag.plugins.generators.base import LoadsChatLLM
+
+    for name in dict.fromkeys(n for n in (generator, defaults.TRANSLATOR_GENERATOR) if n):
+        cls = generators.get_class(name)
+        if isinstance(cls, LoadsChatLLM):
+            return cls
+    raise PluginError(f"--translator-model needs a generator plugin that loads chat LLMs; neither {generator!r} "
+                      f"nor {defaults.TRANSLATOR_GENERATOR!r} does")
+
+
+def load_translator_llm(model: str, generator: str | None = None) -> ChatLLM:
+    """A query-translation LLM for ``model`` (hub id, folder or .gguf), loaded by :func:`translator_loader`."""
+    return translator_loader(generator).load_chat_llm(model)
+
+
+def build_agent(index: str | Path | Retriever | None, *, strategy: str = defaults.STRATEGY,
+                generator: str = defaults.GENERATOR, k: int = defaults.TOP_K,
+                strategy_options: dict[str, Any] | None = None, generator_options: dict[str, Any] | None = None,
+                translator_llm: ChatLLM | None = None, translator_model: str | None = None,
+                llm_budget: int | None = None, retrieval_mode: str | RetrievalMode = defaults.RETRIEVAL_MODE,
+                answer_mode: str | AnswerMode = defaults.ANSWER_MODE) -> Agent:
+    """An :class:`Agent` over an index folder (or any :class:`Retriever`) using named plugins.
+
+    ``translator_model`` (hub id, folder or .gguf) loads a separate LLM for query translation (see
+    :func:`load_translator_llm`); otherwise strategies use the answering generator's LLM, if it has one.
+    ``retrieval_mode`` (dense, bm25, hybrid) applies when ``index`` is a folder. ``answer_mode="single_pass"``
+    answers the whole case in one LLM call without retrieval (``index`` may then be None).
     """
     from clinrag.core.errors import ClinragError
     from clinrag.plugins.generators import generators
     from clinrag.plugins.strategies import get_strategy
+    from clinrag.retrieval.options import RetrievalMode
     from clinrag.retrieval.retriever import IndexRetriever
-    from clinrag.retrieval.store import RetrievalMode
 
-    from .context import AnswerMode
-
-    # Plugin names are checked before anything heavy (index, models) is loaded.
+    # Plugin names and settings are checked before anything heavy (index, models) is loaded.
     strategy_obj = get_strategy(strategy, **(strategy_options or {}))
-    generator_cls = generators.get_class(generator)
+    generators.get_class(generator)
     mode = RetrievalMode.parse(retrieval_mode)
     amode = AnswerMode.parse(answer_mode)
     if index is None and amode is AnswerMode.per_question:
         raise ClinragError("an index is required (--index), except in answer mode single_pass")
     retriever = index if index is None or hasattr(index, "retrieve") else IndexRetriever(index, mode=mode)
-    gen_opts = dict(generator_options or {})
-    if generator == "extractive" and "embedder" not in gen_opts and hasattr(retriever, "embedder"):
-        gen_opts["embedder"] = retriever.embedder  # share the loaded embedding model
+    generator_obj = build_generator(generator, generator_options, retriever=retriever)
     if translator_llm is None and translator_model is not None:
-        translator_llm = generators.get_class("hf")(model=translator_model).llm
-    ctx = AgentContext(retriever=retriever, generator=generator_cls(**gen_opts), strategy=strategy_obj,
+        translator_llm = load_translator_llm(translator_model, generator)
+    ctx = AgentContext(retriever=retriever, generator=generator_obj, strategy=strategy_obj,
                        translator_llm=translator_llm, k=k, llm_budget=llm_budget, answer_mode=amode)
     return Agent(ctx)

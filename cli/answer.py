@@ -3,44 +3,18 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 
 import typer
+from clinrag.core import defaults
+from clinrag.core.choices import Choice
+
+from .options import generator_options, parse_key_values
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(Choice):
     md = "md"
     json = "json"
-
-
-def parse_options(pairs: list[str] | None, flag: str) -> dict[str, object]:
-    """``["n=3", "temperature=0.2", "name=x"]`` → ``{"n": 3, "temperature": 0.2, "name": "x"}`` (JSON values)."""
-    import json as _json
-
-    from clinrag.core.errors import ClinragError
-
-    out: dict[str, object] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ClinragError(f"{flag} {pair!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = _json.loads(value)
-        except ValueError:
-            out[key.strip()] = value
-    return out
-
-
-def generator_options(model: str | None, adapter: str | None, base_url: str | None, max_new_tokens: int | None,
-                      extra: list[str] | None) -> dict[str, object]:
-    """The generator's keyword options from the common flags plus ``--option KEY=VALUE``."""
-    opts = parse_options(extra, "--option")
-    for key, value in (("model", model), ("adapter", adapter), ("base_url", base_url),
-                       ("max_new_tokens", max_new_tokens)):
-        if value is not None:
-            opts[key] = value
-    return opts
 
 
 def answer(
@@ -48,11 +22,14 @@ def answer(
     index: Path = typer.Option(None, "--index", help="Index folder built with `clinrag index build` "
                                "(required except with --answer-mode single_pass)."),
     case_id: str = typer.Option(None, "--case-id", help="Answer only this case."),
-    strategy: str = typer.Option("decomposition", "--strategy", help="Query-translation strategy (see `clinrag strategies list`)."),
-    generator: str = typer.Option("extractive", "--generator", help="Answer generator (see `clinrag generators list`)."),
-    k: int = typer.Option(5, "-k", "--k", min=1, help="Passages retrieved per sub-question."),
-    mode: str = typer.Option("dense", "--mode", help="Retrieval: dense, bm25, or hybrid (reciprocal-rank fusion)."),
-    fmt: OutputFormat = typer.Option(OutputFormat.md, "--format", help="md (readable) or json (one object per line)."),
+    strategy: str = typer.Option(defaults.STRATEGY, "--strategy",
+                                 help="Query-translation strategy (see `clinrag strategies list`)."),
+    generator: str = typer.Option(defaults.GENERATOR, "--generator",
+                                  help="Answer generator (see `clinrag generators list`)."),
+    k: int = typer.Option(defaults.TOP_K, "-k", "--k", min=1, help="Passages retrieved per sub-question."),
+    mode: str = typer.Option(defaults.RETRIEVAL_MODE, "--mode",
+                             help="Retrieval: dense, bm25, or hybrid (reciprocal-rank fusion)."),
+    fmt: str = typer.Option(OutputFormat.md.value, "--format", help="md (readable) or json (one object per line)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Answer at most this many cases."),
     model: str = typer.Option(None, "--model", help="LLM generators: hub id, local folder or .gguf file."),
     adapter: str = typer.Option(None, "--adapter", help="hf generator: a PEFT adapter folder."),
@@ -63,21 +40,27 @@ def answer(
     translator_model: str = typer.Option(None, "--translator-model", help="LLM for query translation, if it "
                                          "should differ from the answering generator's (hub id, folder, .gguf)."),
     llm_budget: int = typer.Option(None, "--llm-budget", min=0, help="Max LLM calls query translation may spend per case."),
-    answer_mode: str = typer.Option("per_question", "--answer-mode", help="per_question (translate, retrieve, answer "
-                                    "each) or single_pass (whole case in one LLM call, no retrieval)."),
+    answer_mode: str = typer.Option(defaults.ANSWER_MODE, "--answer-mode",
+                                    help="per_question (translate, retrieve, answer each) or single_pass (whole "
+                                         "case in one LLM call, no retrieval)."),
 ) -> None:
     """Answer clinical cases: a summary plus one answer per question, each with its sources."""
+    from clinrag.agent.context import AnswerMode
     from clinrag.agent.run import build_agent
     from clinrag.core.cases import load_cases, select_case
+    from clinrag.retrieval.options import RetrievalMode
 
+    out_format = OutputFormat.parse(fmt, option="--format")
+    retrieval_mode = RetrievalMode.parse(mode, option="--mode")
+    amode = AnswerMode.parse(answer_mode, option="--answer-mode")
+    strategy_options = parse_key_values(strategy_option, "--strategy-option")
+    gen_options = generator_options(model, adapter, base_url, max_new_tokens, option)
     selected = select_case(load_cases(cases), case_id)[:limit]
-    agent = build_agent(index, strategy=strategy, generator=generator, k=k,
-                        strategy_options=parse_options(strategy_option, "--strategy-option"),
-                        generator_options=generator_options(model, adapter, base_url, max_new_tokens, option),
-                        translator_model=translator_model, llm_budget=llm_budget, retrieval_mode=mode,
-                        answer_mode=answer_mode)
+    agent = build_agent(index, strategy=strategy, generator=generator, k=k, strategy_options=strategy_options,
+                        generator_options=gen_options, translator_model=translator_model, llm_budget=llm_budget,
+                        retrieval_mode=retrieval_mode, answer_mode=amode)
     for response in agent.answer_all(selected):
-        if fmt is OutputFormat.json:
+        if out_format is OutputFormat.json:
             typer.echo(json.dumps(response.model_dump(), ensure_ascii=False))
         else:
             typer.echo(response.to_markdown())

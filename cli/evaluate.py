@@ -7,13 +7,15 @@ import sys
 from pathlib import Path
 
 import typer
+from clinrag.core import defaults
 
 
 def evaluate(
     cases: Path = typer.Argument(..., help="Case file (.jsonl, .json or .csv) with reference fields."),
     index: Path = typer.Option(..., "--index", help="Index folder (`clinrag index build` or `clinrag subset-index`)."),
     strategies: str = typer.Option("all", "--strategies", help="Comma-separated strategies, or 'all' (every installed one)."),
-    generator: str = typer.Option("extractive", "--generator", help="Generator, or several comma-separated to compare."),
+    generator: str = typer.Option(defaults.GENERATOR, "--generator",
+                                  help="Generator, or several comma-separated to compare."),
     model: str = typer.Option(None, "--model", help="LLM generators: hub id, local folder or .gguf file."),
     adapter: str = typer.Option(None, "--adapter", help="A PEFT adapter folder: every arm runs with and without it."),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1, help="LLM generators: answer length cap."),
@@ -21,23 +23,24 @@ def evaluate(
     translator_model: str = typer.Option(None, "--translator-model", help="LLM for query translation (hub id, "
                                          "folder, .gguf) when it should differ from the generator's own."),
     llm_budget: int = typer.Option(None, "--llm-budget", min=0, help="Max LLM calls query translation may spend per case."),
-    k: int = typer.Option(5, "-k", "--k", min=1, help="Passages retrieved per sub-question."),
+    k: int = typer.Option(defaults.TOP_K, "-k", "--k", min=1, help="Passages retrieved per sub-question."),
     limit: int = typer.Option(None, "--limit", min=1, help="Evaluate the first N cases only."),
     out: Path = typer.Option(Path("eval-out"), "--out", help="Output folder (resumable: finished cases are skipped)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Cases run concurrently (threads)."),
     no_retrieval: bool = typer.Option(True, "--no-retrieval-arm/--skip-no-retrieval-arm",
                                       help="Add the baseline arm whose retriever returns nothing."),
-    max_scenario_words: int = typer.Option(1500, "--max-scenario-words", min=0,
+    max_scenario_words: int = typer.Option(defaults.MAX_SCENARIO_WORDS, "--max-scenario-words", min=0,
                                            help="Truncate longer scenarios (with a warning naming the case); 0: never."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete --out first instead of resuming into it."),
-    resamples: int = typer.Option(2000, "--bootstrap-resamples", min=100, help="Paired bootstrap resamples."),
+    resamples: int = typer.Option(defaults.BOOTSTRAP_RESAMPLES, "--bootstrap-resamples", min=100,
+                                  help="Paired bootstrap resamples."),
 ) -> None:
     """Evaluate strategies (and generators / an adapter) side by side: metrics.json, per_question.jsonl,
     report.md and charts in --out."""
     import logging
     import shutil
 
-    from clinrag.cli.answer import generator_options
+    from clinrag.cli.options import generator_options
     from clinrag.core.cases import load_cases
     from clinrag.evaluation.pipeline import (
         baseline_strategy,
@@ -71,7 +74,8 @@ def subset_index(
     cases: list[Path] = typer.Argument(..., help="Case files whose gold evidence must be in the index."),
     corpus: Path = typer.Option(..., "--corpus", help="Passage file/folder (e.g. ../shared/data/corpus)."),
     out: Path = typer.Option(..., "--out", help="Index folder to write."),
-    extra: int = typer.Option(2000, "--extra", min=0, help="Other corpus passages added as distractors (seeded sample)."),
+    extra: int = typer.Option(defaults.SUBSET_DISTRACTORS, "--extra", min=0,
+                              help="Other corpus passages added as distractors (seeded sample)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N cases of each file."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:

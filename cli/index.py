@@ -9,7 +9,10 @@ import json
 from pathlib import Path
 
 import typer
+from clinrag.core import defaults
 from clinrag.retrieval.options import IndexType, Precision, RetrievalMode
+
+from .options import parse_filters
 
 index_app = typer.Typer(no_args_is_help=True, help="Build and inspect passage indexes.")
 
@@ -18,35 +21,23 @@ def _sources(corpus: list[str]) -> list[str | Path]:
     return [c if c.startswith("hf:") else Path(c) for c in corpus]
 
 
-def _parse_filters(pairs: list[str] | None) -> dict[str, object]:
-    from clinrag.core.errors import ClinragError
-
-    out: dict[str, object] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ClinragError(f"--filter {pair!r}: expected KEY=VALUE (e.g. source=MedQuAD)")
-        values = value.split("|")
-        out[key.strip()] = values if len(values) > 1 else value
-    return out
-
-
 @index_app.command("build")
 def build(
     corpus: list[str] = typer.Argument(..., help="Passages: .jsonl ({id, title, text, ...}), .txt, .md, folders, "
                                                  "saved HF dataset folders, or hf:NAME[:SPLIT]."),
     out: Path = typer.Option(..., "--out", help="Index folder to write (replaced atomically)."),
-    embedder: str = typer.Option("all-MiniLM-L6-v2", "--embedder", help="sentence-transformers model name or path."),
-    index: IndexType = typer.Option(IndexType.flat, "--index", help="FAISS index: flat (exact), hnsw, ivf, ivfpq, "
+    embedder: str = typer.Option(defaults.DEFAULT_EMBEDDER, "--embedder",
+                                 help="sentence-transformers model name or path."),
+    index: str = typer.Option(IndexType.flat.value, "--index", help="FAISS index: flat (exact), hnsw, ivf, ivfpq, "
                                     "or auto (exact below 1M passages)."),
     bm25: bool = typer.Option(True, "--bm25/--no-bm25", help="Also build BM25 (needed for bm25/hybrid search)."),
     chunk_tokens: int = typer.Option(0, "--chunk-tokens", min=0, help="Split documents longer than N embedder "
                                      "tokens into windows (0: no chunking)."),
     overlap: int = typer.Option(0, "--overlap", min=0, help="Tokens shared by neighbouring windows."),
-    precision: Precision = typer.Option(Precision.auto, "--precision", help="Encoding precision; auto = bf16 "
-                                           "where the CPU/GPU runs it natively, else fp32."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Passages per encode batch."),
-    device: str = typer.Option("cpu", "--device", help="Torch device for the embedder (cpu, cuda)."),
+    precision: str = typer.Option(Precision.auto.value, "--precision", help="Encoding precision: auto (bf16 "
+                                  "where the CPU/GPU runs it natively, else fp32), fp32 or bf16."),
+    batch_size: int = typer.Option(defaults.EMBED_BATCH_SIZE, "--batch-size", min=1, help="Passages per encode batch."),
+    device: str = typer.Option(defaults.EMBED_DEVICE, "--device", help="Torch device for the embedder (cpu, cuda)."),
     query_prefix: str = typer.Option("", "--query-prefix", help="Prepended to queries (e5: 'query: ')."),
     passage_prefix: str = typer.Option("", "--passage-prefix", help="Prepended to passages (e5: 'passage: ')."),
     hnsw_m: int = typer.Option(None, "--hnsw-m", min=2, help="HNSW graph degree M (default 32)."),
@@ -61,11 +52,13 @@ def build(
     from clinrag.retrieval.passages import load_passages
     from clinrag.retrieval.store import PassageIndex
 
-    spec = AnnSpec.of(index.value, M=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe)
+    index_type = IndexType.parse(index, option="--index")
+    precision_setting = Precision.parse(precision, option="--precision")
+    spec = AnnSpec.of(index_type.value, M=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe)
     chunking = ChunkSpec(chunk_tokens, overlap)
     passages = load_passages(_sources(corpus))
     emb = SentenceTransformerEmbedder(embedder, device=device, batch_size=batch_size, query_prefix=query_prefix,
-                                      passage_prefix=passage_prefix, precision=precision.value)
+                                      passage_prefix=passage_prefix, precision=precision_setting)
     typer.echo(f"embedding {len(passages)} documents with {embedder} ({emb.precision.value}) …", err=True)
     built = PassageIndex.build(passages, emb, index=spec, bm25=bm25, chunking=chunking, show_progress=True)
     built.save(out)
@@ -77,8 +70,8 @@ def build(
 def add(
     folder: Path = typer.Argument(..., help="Existing index folder."),
     corpus: list[str] = typer.Argument(..., help="New passages (same formats as `index build`)."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1),
-    device: str = typer.Option("cpu", "--device"),
+    batch_size: int = typer.Option(defaults.EMBED_BATCH_SIZE, "--batch-size", min=1),
+    device: str = typer.Option(defaults.EMBED_DEVICE, "--device"),
 ) -> None:
     """Add new passages without re-embedding the old ones (BM25 is rebuilt: seconds)."""
     from clinrag.retrieval.embedder import SentenceTransformerEmbedder
@@ -107,17 +100,19 @@ def info(folder: Path = typer.Argument(..., help="Index folder.")) -> None:
 def search(
     folder: Path = typer.Argument(..., help="Index folder."),
     query: str = typer.Argument(..., help="Query text."),
-    k: int = typer.Option(5, "-k", "--k", min=1, help="Hits to return."),
-    mode: RetrievalMode = typer.Option(RetrievalMode.dense, "--mode", help="dense, bm25, or hybrid (reciprocal-rank fusion)."),
+    k: int = typer.Option(defaults.TOP_K, "-k", "--k", min=1, help="Hits to return."),
+    mode: str = typer.Option(defaults.RETRIEVAL_MODE, "--mode",
+                             help="dense, bm25, or hybrid (reciprocal-rank fusion)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {id, title, score, text}."),
-    filters: list[str] = typer.Option(None, "--filter", help="Metadata filter KEY=VALUE (VALUE may be a|b); "
-                                      "repeatable."),
+    filters: list[str] = typer.Option(None, "--filter", help="Metadata filter KEY=VALUE (VALUE may be a|b; "
+                                      "matches JSON or text metadata); repeatable."),
 ) -> None:
     """Search an index from the command line."""
     from clinrag.core.types import Query
     from clinrag.retrieval.retriever import IndexRetriever
 
-    retriever = IndexRetriever(folder, mode=mode.value, filters=_parse_filters(filters))
+    retrieval_mode = RetrievalMode.parse(mode, option="--mode")
+    retriever = IndexRetriever(folder, mode=retrieval_mode, filters=parse_filters(filters))
     hits = retriever.retrieve([Query(query)], k)[0]
     if as_json:
         typer.echo(json.dumps([{"id": h.id, "title": h.passage.title, "score": h.score, "text": h.passage.text}
@@ -132,15 +127,16 @@ def search(
 def evaluate(
     folder: Path = typer.Argument(..., help="Index folder."),
     cases: list[Path] = typer.Argument(..., help="Case files with gold `evidence` passage ids."),
-    modes: list[RetrievalMode] = typer.Option(None, "--mode", help="Modes to evaluate (repeatable; default all three)."),
+    modes: list[str] = typer.Option(None, "--mode", help="Modes to evaluate: dense, bm25, hybrid (repeatable; "
+                                    "default all three)."),
     out: Path = typer.Option(None, "--out", help="Also write the results as JSON here."),
 ) -> None:
     """hit@5, recall@10 and MRR@10 of the gold evidence, per case file and retrieval mode (Markdown table)."""
     from clinrag.retrieval.quality import evaluate_cases, markdown_table
     from clinrag.retrieval.retriever import IndexRetriever
 
+    chosen = [RetrievalMode.parse(m, option="--mode").value for m in (modes or list(RetrievalMode))]
     retriever = IndexRetriever(folder)
-    chosen = [m.value for m in (modes or list(RetrievalMode))]
     results = [evaluate_cases(retriever, c, chosen) for c in cases]
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import typer
-
-DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"  # same default as the hf generator (kept here so --help needs no torch)
+from clinrag.core import defaults
 
 
 def serve(
-    model: str = typer.Option(DEFAULT_MODEL, "--model", help="Hub id, local folder or .gguf file."),
+    model: str = typer.Option(defaults.DEFAULT_MODEL, "--model", help="Hub id, local folder or .gguf file."),
     adapter: str = typer.Option(None, "--adapter", help="A PEFT adapter folder to apply."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (127.0.0.1: this machine only)."),
-    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0: any free port)."),
+    host: str = typer.Option(defaults.SERVE_HOST, "--host", help="Interface to bind (127.0.0.1: this machine only)."),
+    port: int = typer.Option(defaults.SERVE_PORT, "--port", min=0, max=65535, help="TCP port (0: any free port)."),
     served_model_name: str = typer.Option(None, "--served-model-name",
                                           help="Name clients send as `model` (default: the --model value)."),
-    max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Default max_tokens per request."),
-    max_batch: int = typer.Option(16, "--max-batch", min=1, help="Most requests decoded together."),
+    max_new_tokens: int = typer.Option(defaults.SERVE_MAX_TOKENS, "--max-new-tokens", min=1,
+                                       help="Default max_tokens per request."),
+    max_batch: int = typer.Option(defaults.SERVE_MAX_BATCH, "--max-batch", min=1,
+                                  help="Most requests decoded together."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … (default: cuda if available)."),
     dtype: str = typer.Option(None, "--dtype", help="auto, float32, bfloat16 or float16."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run model code from the repo."),

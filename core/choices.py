@@ -15,11 +15,11 @@ class Choice(str, Enum):
     """Base for setting enums: ``IndexType.parse("hnsw")``; ``-`` and ``_`` are interchangeable.
 
     An unknown value raises ``ClinragError("unknown index type 'x' (valid: auto, flat, …)")``; the setting's name
-    comes from the class name.
+    comes from the class name, and ``option`` (the command-line flag it came from) prefixes the message.
     """
 
     @classmethod
-    def parse(cls: type[C], value: str | C) -> C:
+    def parse(cls: type[C], value: str | C, *, option: str | None = None) -> C:
         if isinstance(value, cls):
             return value
         try:
@@ -27,4 +27,10 @@ class Choice(str, Enum):
         except ValueError:
             label = re.sub(r"(?<!^)(?=[A-Z])", " ", cls.__name__).lower()
             valid = ", ".join(m.value for m in cls)
-            raise ClinragError(f"unknown {label} {value!r} (valid: {valid})") from None
+            where = f"{option}: " if option else ""
+            raise ClinragError(f"{where}unknown {label} {value!r} (valid: {valid})") from None
+
+    @classmethod
+    def values(cls) -> str:
+        """The valid values as ``a|b|c``, for help texts."""
+        return "|".join(m.value for m in cls)

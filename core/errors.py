@@ -34,3 +34,17 @@ class PluginError(ClinragError, LookupError):
 
 class ModelLoadError(ClinragError, RuntimeError):
     """A model could not be loaded (offline, missing files, wrong format)."""
+
+
+class PluginContractError(ClinragError, ValueError):
+    """A strategy or generator broke its contract: served no sub-question for a question, named an unknown fusion,
+    returned the wrong type or count. The message names the plugin (when known) and what it broke."""
+
+    def __init__(self, kind: str, name: str | None, broke: str) -> None:
+        self.kind, self.name, self.broke = kind, name, broke
+        who = f"{kind} {name!r}" if name else f"a {kind}"
+        super().__init__(f"{who} broke its contract: {broke}")
+
+    def naming(self, name: str) -> PluginContractError:
+        """This error with the plugin's name filled in (raised where the plugin was not known, e.g. a dataclass)."""
+        return self if self.name else PluginContractError(self.kind, name, self.broke)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from clinrag.core.defaults import BOOTSTRAP_RESAMPLES, NO_TRANSLATION_STRATEGY
 
 from .bootstrap import paired_bootstrap
 from .scoring import ANSWER_KEYS, RETRIEVAL_KEYS
@@ -106,7 +107,7 @@ def comparison_pairs(arms: Sequence[Any], blocks: dict[str, dict[str, Any]], met
                 continue
             if not b.retrieval:
                 pairs.append((a.name, b.name, "vs no retrieval"))
-            elif b.strategy == "none" and a.strategy != "none":
+            elif b.strategy == NO_TRANSLATION_STRATEGY and a.strategy != NO_TRANSLATION_STRATEGY:
                 pairs.append((a.name, b.name, "vs no translation"))
     for a in arms:
         for b in arms:
@@ -127,7 +128,7 @@ def comparison_pairs(arms: Sequence[Any], blocks: dict[str, dict[str, Any]], met
 
 
 def aggregate(records: Sequence[dict[str, Any]], arms: Sequence[Any], case_ids: Sequence[str], n_questions: int,
-              *, n_resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+              *, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict[str, Any]:
     """The full ``metrics.json`` object for ``arms`` over ``case_ids``."""
     rows = {a.name: _by_case(records, a.name, case_ids) for a in arms}
     blocks = {}

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from clinrag.core.defaults import BOOTSTRAP_RESAMPLES
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,8 @@ class PairedDiff:
                 "n_cases": self.n_cases, "level": self.level, "significant": self.significant}
 
 
-def paired_bootstrap(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], *, n_resamples: int = 2000,
-                     level: float = 0.95, seed: int = 0) -> PairedDiff:
+def paired_bootstrap(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], *,
+                     n_resamples: int = BOOTSTRAP_RESAMPLES, level: float = 0.95, seed: int = 0) -> PairedDiff:
     """CI of mean(a) - mean(b), where ``a[i]`` and ``b[i]`` are the per-question scores of case ``i``.
 
     Cases with no scores (the metric does not apply to them) are dropped from both arms. Each case must have

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from clinrag.core import defaults
 from clinrag.core.cases import Case
 
 from .aggregate import aggregate
@@ -38,18 +39,20 @@ def resolve_strategies(spec: str | Sequence[str]) -> list[str]:
 
 
 def baseline_strategy() -> str:
-    """The no-retrieval arm translates with ``none`` when it is installed (no LLM calls), else ``decomposition``."""
+    """The no-retrieval arm translates with ``none`` (:data:`~clinrag.core.defaults.NO_TRANSLATION_STRATEGY`, no LLM
+    calls) when it is installed, else with the default strategy."""
     from clinrag.plugins.strategies import strategies
 
-    return "none" if "none" in strategies.names() else "decomposition"
+    none = defaults.NO_TRANSLATION_STRATEGY
+    return none if none in strategies.names() else defaults.STRATEGY
 
 
 def run_evaluation(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, *, index: str | Path | Any,
-                   k: int = 5, generator_options: dict[str, Any] | None = None, workers: int = 1,
-                   max_scenario_words: int | None = 1500, config: dict[str, Any] | None = None,
+                   k: int = defaults.TOP_K, generator_options: dict[str, Any] | None = None, workers: int = 1,
+                   max_scenario_words: int | None = defaults.MAX_SCENARIO_WORDS, config: dict[str, Any] | None = None,
                    agent_factory: AgentFactory | None = None, command: str | None = None,
-                   n_resamples: int = 2000, progress: bool = True, translator_model: str | None = None,
-                   llm_budget: int | None = None) -> dict[str, Any]:
+                   n_resamples: int = defaults.BOOTSTRAP_RESAMPLES, progress: bool = True,
+                   translator_model: str | None = None, llm_budget: int | None = None) -> dict[str, Any]:
     """Run ``arms`` on ``cases`` and write every output into ``out``; returns the ``metrics.json`` object."""
     out = Path(out)
     factory = agent_factory or default_agent_factory(index, k=k, generator_options=generator_options,

@@ -20,10 +20,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clinrag.core import defaults
 from clinrag.core.cases import Case
 from clinrag.core.errors import ClinragError
 
@@ -58,7 +59,7 @@ def adapter_label(adapter: str) -> str:
 
 
 def plan_arms(strategies: Sequence[str], generators: Sequence[str], adapter: str | None = None, *,
-              no_retrieval: bool = True, baseline_strategy: str = "decomposition") -> list[Arm]:
+              no_retrieval: bool = True, baseline_strategy: str = defaults.STRATEGY) -> list[Arm]:
     """The arms of one run. Names are the strategy alone when one generator (and no adapter) is compared,
     else ``strategy@generator[+adapter]``; the baseline is ``no-retrieval`` (with the same suffix)."""
     if not strategies:
@@ -148,42 +149,40 @@ def generator_kwargs(generator: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def default_agent_factory(index: str | Path | Any, *, k: int, generator_options: dict[str, Any] | None = None,
                           llm_budget: int | None = None, translator_model: str | None = None) -> AgentFactory:
-    """Agents built with :func:`clinrag.agent.run.build_agent` over one shared retriever; the generator of a
-    (generator, adapter) pair is built once and reused by every strategy (and the no-retrieval arm)."""
-    from clinrag.agent.run import Agent, build_agent
+    """One agent per arm over one shared retriever. Each (generator, adapter) pair's generator is built once and
+    shared by every strategy (and the no-retrieval arm); the translator LLM is loaded once per plugin loading it."""
+    from clinrag.agent.context import AgentContext
+    from clinrag.agent.run import Agent, build_generator, translator_loader
     from clinrag.plugins.strategies import get_strategy
     from clinrag.retrieval.retriever import IndexRetriever
 
     retriever = index if hasattr(index, "retrieve") else IndexRetriever(index)
     built: dict[tuple[str, str | None], Any] = {}
+    translators: dict[type, Any] = {}  # one translator LLM per plugin class loading it
     lock = threading.Lock()
-    translator: list[Any] = []
 
-    def translator_llm() -> Any:
-        """One translator LLM for every arm (loaded once), when ``translator_model`` is given."""
+    def generator_for(arm: Arm) -> Any:
+        key = (arm.generator, arm.adapter)
+        if key not in built:
+            opts = generator_kwargs(arm.generator, dict(generator_options or {}))
+            if arm.adapter:
+                opts["adapter"] = arm.adapter
+            built[key] = build_generator(arm.generator, opts, retriever=retriever)
+        return built[key]
+
+    def translator_for(arm: Arm) -> Any:
         if translator_model is None:
             return None
-        if not translator:
-            from clinrag.plugins.generators import generators
-
-            translator.append(generators.get_class("hf")(model=translator_model).llm)
-        return translator[0]
+        loader = translator_loader(arm.generator)
+        if loader not in translators:
+            translators[loader] = loader.load_chat_llm(translator_model)
+        return translators[loader]
 
     def factory(arm: Arm) -> Any:
         with lock:
-            key = (arm.generator, arm.adapter)
-            if key not in built:
-                opts = generator_kwargs(arm.generator, dict(generator_options or {}))
-                if arm.adapter:
-                    opts["adapter"] = arm.adapter
-                built[key] = build_agent(retriever, strategy=arm.strategy, generator=arm.generator, k=k,
-                                         generator_options=opts, llm_budget=llm_budget,
-                                         translator_llm=translator_llm(), translator_model=None)
-            ctx = built[key].context
-            ctx = replace(ctx, strategy=get_strategy(arm.strategy))
-            if not arm.retrieval:
-                ctx = replace(ctx, retriever=NullRetriever())
-            return Agent(ctx)
+            return Agent(AgentContext(retriever=retriever if arm.retrieval else NullRetriever(),
+                                      generator=generator_for(arm), strategy=get_strategy(arm.strategy),
+                                      translator_llm=translator_for(arm), k=k, llm_budget=llm_budget))
 
     return factory
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from clinrag.core.cases import Case
+from clinrag.core.defaults import SUBSET_DISTRACTORS
 from clinrag.core.errors import ClinragError
 
 
@@ -36,11 +37,12 @@ def subset_passages(cases: Sequence[Case], corpus: str | Path | Sequence[str | P
 
 
 def build_subset_index(cases: Sequence[Case], corpus: str | Path | Sequence[str | Path], out: str | Path, *,
-                       extra: int = 2000, seed: int = 0, embedder: Any = None, show_progress: bool = True) -> Path:
+                       extra: int = SUBSET_DISTRACTORS, seed: int = 0, embedder: Any = None,
+                       show_progress: bool = True) -> Path:
     """Embed :func:`subset_passages` with the default embedder (or ``embedder``) and save an index to ``out``."""
     from clinrag.retrieval.embedder import SentenceTransformerEmbedder
-    from clinrag.retrieval.store import DenseIndex
+    from clinrag.retrieval.store import PassageIndex
 
     passages = subset_passages(cases, corpus, extra, seed=seed)
-    index = DenseIndex.build(passages, embedder or SentenceTransformerEmbedder(), show_progress=show_progress)
+    index = PassageIndex.build(passages, embedder or SentenceTransformerEmbedder(), show_progress=show_progress)
     return index.save(out)

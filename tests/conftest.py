@@ -38,10 +38,10 @@ def embedder():
 def demo_index_dir(tmp_path_factory, embedder) -> Path:
     """The demo knowledge base embedded with the real embedder, saved once per session."""
     from clinrag.retrieval.passages import load_passages
-    from clinrag.retrieval.store import DenseIndex
+    from clinrag.retrieval.store import PassageIndex
 
     out = tmp_path_factory.mktemp("demo") / "index"
-    DenseIndex.build(load_passages([DEMO_KB]), embedder).save(out)
+    PassageIndex.build(load_passages([DEMO_KB]), embedder).save(out)
     return out
 
 

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clinrag.core.defaults import DEFAULT_MODEL
 from clinrag.core.errors import ModelLoadError
 
-DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+
 
 # Used only when a tokenizer ships no chat template (some GGUF conversions): plain ChatML.
 CHATML_TEMPLATE = (

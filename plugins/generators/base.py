@@ -4,6 +4,13 @@ A generator answers every sub-question of a case in one call to :meth:`Generator
 generator can batch them; it writes the case summary once with :meth:`Generator.summarize`. Generators
 backed by an LLM also expose it as :attr:`Generator.llm`, the handle query-translation strategies use;
 the extractive generator has none (``llm is None``).
+
+Capabilities beyond the contract are optional Protocols a plugin implements or not; callers ask the plugin
+(``isinstance(gen, SharesEmbedder)``), never its name:
+
+* :class:`SharesEmbedder`: the generator embeds text and can reuse the retriever's already-loaded embedder.
+* :class:`LoadsChatLLM` (on the class): it builds a :class:`ChatLLM` from a model spec (hub id, folder,
+  ``.gguf``), which is how a separate query-translation LLM (``--translator-model``) is loaded.
 """
 
 from __future__ import annotations
@@ -12,12 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+from clinrag.core.errors import PluginContractError
 from clinrag.core.types import Generation, Hit, Message, SubQuestion
 from clinrag.plugins.registry import Registry
 
 if TYPE_CHECKING:
     from clinrag.core.cases import Case
-
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,41 @@ class Generator(Protocol):
     def summarize(self, case: Case) -> Generation: ...
 
     def answer(self, case: Case, requests: Sequence[AnswerRequest]) -> list[Generation]: ...
+
+
+@runtime_checkable
+class SharesEmbedder(Protocol):
+    """Capability: the generator embeds text and can use the retriever's embedder instead of loading its own."""
+
+    def share_embedder(self, embedder: Any) -> None:
+        """Use ``embedder`` (already loaded by the retriever) unless this generator was given one explicitly."""
+        ...
+
+
+@runtime_checkable
+class LoadsChatLLM(Protocol):
+    """Capability of a generator *class*: build a chat LLM from a model spec without building a generator."""
+
+    @classmethod
+    def load_chat_llm(cls, model: str) -> ChatLLM:
+        """The chat LLM for ``model`` (hub id, local folder or ``.gguf`` file), loaded lazily."""
+        ...
+
+
+def check_generations(generator: str, generations: Any, expected: int, what: str) -> list[Generation]:
+    """``generations`` if it is a list of ``expected`` :class:`Generation` s, else a :class:`PluginContractError`
+    naming the generator and what it returned (``what``: the call, e.g. ``"answer"``)."""
+    if not isinstance(generations, (list, tuple)):
+        raise PluginContractError("generator", generator, f"{what}() returned {type(generations).__name__}, "
+                                  f"not a list of Generation")
+    if len(generations) != expected:
+        raise PluginContractError("generator", generator, f"{what}() returned {len(generations)} generation(s) "
+                                  f"for {expected} request(s)")
+    wrong = sorted({type(g).__name__ for g in generations if not isinstance(g, Generation)})
+    if wrong:
+        raise PluginContractError("generator", generator, f"{what}() returned {', '.join(wrong)} items, "
+                                  f"not Generation")
+    return list(generations)
 
 
 generators: Registry[Generator] = Registry("clinrag.generators", "generator")

@@ -1,7 +1,8 @@
 """``extractive``: the no-LLM answerer. Picks the best-supported sentences from the retrieved passages.
 
 Each sentence of the retrieved passages is scored by cosine similarity to the (sub-)question with the same
-embedder the index uses (lexical overlap when none is available), plus a small bonus for the rank of its
+embedder the index uses (shared with the retriever, see :class:`~clinrag.plugins.generators.base.SharesEmbedder`;
+lexical overlap with ``embedder=None``), plus a small bonus for the rank of its
 passage. The top sentences, in passage order, form the answer and their passage ids its citations. For a
 multiple-choice question the option most similar to the supporting sentences is chosen.
 """
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from clinrag.core.defaults import DEFAULT_EMBEDDER
 from clinrag.core.text import content_words, sentences, truncate_words
 from clinrag.core.types import Generation, Usage
 
@@ -30,14 +32,21 @@ class ExtractiveGenerator:
     description: ClassVar[str] = ("No LLM: answers with the retrieved sentences most similar to the question, "
                                   "citing their passages. Fast, deterministic, never invents text.")
 
-    def __init__(self, embedder: Any = "default", *, max_sentences: int = 2, max_words: int = 90,
+    def __init__(self, embedder: Any = DEFAULT_EMBEDDER, *, max_sentences: int = 2, max_words: int = 90,
                  rank_bonus: float = 0.05) -> None:
         self._embedder_spec = embedder
+        # Only a default embedder gives way to the retriever's: one the user named (or None) is kept.
+        self._embedder_chosen = embedder is not DEFAULT_EMBEDDER
         self.max_sentences, self.max_words, self.rank_bonus = max_sentences, max_words, rank_bonus
 
     @property
     def llm(self) -> ChatLLM | None:
         return None
+
+    def share_embedder(self, embedder: Any) -> None:
+        """Score sentences with the retriever's (already loaded) embedder, unless one was given explicitly."""
+        if not self._embedder_chosen:
+            self._embedder_spec = embedder
 
     @property
     def embedder(self) -> Any:

@@ -15,7 +15,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from clinrag.core.models.loading import DEFAULT_MODEL, load_causal_lm
+from clinrag.core.defaults import DEFAULT_MODEL, MAX_NEW_TOKENS
+from clinrag.core.models.loading import load_causal_lm
 from clinrag.core.types import Generation
 
 from .base import Message
@@ -37,7 +38,7 @@ class HFChatLLM:
     """A :class:`~clinrag.plugins.generators.base.ChatLLM` over a transformers model, greedy, batched."""
 
     def __init__(self, model: str = DEFAULT_MODEL, *, adapter: str | None = None, device: str | None = None,
-                 dtype: Any = None, trust_remote_code: bool = False, max_new_tokens: int = 192,
+                 dtype: Any = None, trust_remote_code: bool = False, max_new_tokens: int = MAX_NEW_TOKENS,
                  prefix_cache: bool = True) -> None:
         self.model_spec, self.adapter = str(model), (str(adapter) if adapter else None)
         self.device, self.dtype, self.trust_remote_code = device, dtype, bool(trust_remote_code)
@@ -140,12 +141,18 @@ class HFGenerator(LLMGenerator):
     description: ClassVar[str] = ("A transformers causal LM (hub id, local folder or .gguf; optional PEFT adapter), "
                                   "greedy; all sub-questions of a case in one batch sharing the scenario's KV cache.")
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, adapter: str | None = None, max_new_tokens: int = 192,
+    def __init__(self, model: str = DEFAULT_MODEL, *, adapter: str | None = None, max_new_tokens: int = MAX_NEW_TOKENS,
                  summary_max_new_tokens: int | None = None, device: str | None = None, dtype: Any = None,
                  trust_remote_code: bool = False, prefix_cache: bool = True) -> None:
         super().__init__(max_new_tokens=max_new_tokens, summary_max_new_tokens=summary_max_new_tokens)
         self._llm = HFChatLLM(model, adapter=adapter, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                               max_new_tokens=max_new_tokens, prefix_cache=prefix_cache)
+
+    @classmethod
+    def load_chat_llm(cls, model: str) -> HFChatLLM:
+        """A greedy chat LLM over ``model`` (hub id, folder or .gguf), e.g. for query translation; loaded on first
+        use and shared with any generator naming the same model."""
+        return HFChatLLM(model)
 
     @property
     def llm(self) -> HFChatLLM:

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from clinrag.core.defaults import MAX_NEW_TOKENS
 from clinrag.core.prompts import answer_messages, summary_messages
 from clinrag.core.types import Generation
 
@@ -52,7 +53,7 @@ class LLMGenerator(ABC):
 
     max_new_tokens: int
 
-    def __init__(self, *, max_new_tokens: int = 192, summary_max_new_tokens: int | None = None) -> None:
+    def __init__(self, *, max_new_tokens: int = MAX_NEW_TOKENS, summary_max_new_tokens: int | None = None) -> None:
         if int(max_new_tokens) < 1:
             raise ValueError(f"max_new_tokens must be ≥ 1 (got {max_new_tokens})")
         self.max_new_tokens = int(max_new_tokens)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
+from clinrag.core.defaults import MAX_NEW_TOKENS, SERVER_BASE_URL
 from clinrag.core.errors import ClinragError, ModelLoadError
 from clinrag.core.types import Generation, Usage
 
@@ -39,8 +40,8 @@ def normalise_base_url(base_url: str) -> str:
 class OpenAIChatLLM:
     """A :class:`~clinrag.plugins.generators.base.ChatLLM` over ``POST {base_url}/chat/completions``."""
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8000/v1", model: str | None = None, *,
-                 api_key: str | None = None, timeout: float = 120.0, max_new_tokens: int = 192,
+    def __init__(self, base_url: str = SERVER_BASE_URL, model: str | None = None, *,
+                 api_key: str | None = None, timeout: float = 120.0, max_new_tokens: int = MAX_NEW_TOKENS,
                  max_concurrency: int = 8, retries: int = 2) -> None:
         self.base_url = normalise_base_url(base_url)
         self._model = model
@@ -126,8 +127,8 @@ class OpenAIGenerator(LLMGenerator):
     description: ClassVar[str] = ("Any OpenAI-compatible chat server (vLLM, TGI, llama.cpp, `clinrag serve`) by "
                                   "--base-url; sub-questions are sent concurrently so the server batches them.")
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8000/v1", model: str | None = None, *,
-                 api_key: str | None = None, timeout: float = 120.0, max_new_tokens: int = 192,
+    def __init__(self, base_url: str = SERVER_BASE_URL, model: str | None = None, *,
+                 api_key: str | None = None, timeout: float = 120.0, max_new_tokens: int = MAX_NEW_TOKENS,
                  summary_max_new_tokens: int | None = None, max_concurrency: int = 8, retries: int = 2) -> None:
         super().__init__(max_new_tokens=max_new_tokens, summary_max_new_tokens=summary_max_new_tokens)
         self._llm = OpenAIChatLLM(base_url, model, api_key=api_key, timeout=timeout, max_new_tokens=max_new_tokens,

@@ -12,7 +12,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from clinrag.core.errors import ClinragError
+from clinrag.core.defaults import FUSION, RRF_K
+from clinrag.core.errors import ClinragError, PluginContractError
 from clinrag.core.types import SubQuestion, Usage
 from clinrag.plugins.registry import Registry
 
@@ -50,16 +51,47 @@ class Translation:
     """
 
     sub_questions: list[SubQuestion]
-    fusion: str = "union"
-    rrf_k: int = 60
+    fusion: str = FUSION
+    rrf_k: int = RRF_K
     notes: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     #: ids of sub-questions that fell back to their original query (no LLM, budget spent, unparseable output)
     fallbacks: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"unknown fusion {self.fusion!r} (valid: {', '.join(FUSIONS)})")
+        if self.fusion not in FUSIONS:  # the strategy building it is named where its output is checked
+            raise PluginContractError("strategy", None, f"unknown fusion {self.fusion!r} "
+                                                        f"(valid: {', '.join(FUSIONS)})")
+
+
+def check_translation(strategy: str, translation: Any, case: Case) -> Translation:
+    """``translation`` if it keeps the contract for ``case``: a :class:`Translation` whose sub-questions are
+    :class:`SubQuestion` s with unique ids, each serving an existing question, every question served by at
+    least one. Otherwise a :class:`PluginContractError` naming ``strategy`` and what it broke."""
+
+    def broke(what: str) -> PluginContractError:
+        return PluginContractError("strategy", strategy, f"{what} (case {case.id!r})")
+
+    if not isinstance(translation, Translation):
+        raise broke(f"translate() returned {type(translation).__name__}, not a Translation")
+    subs = translation.sub_questions
+    wrong = sorted({type(sq).__name__ for sq in subs if not isinstance(sq, SubQuestion)})
+    if wrong:
+        raise broke(f"sub_questions holds {', '.join(wrong)} items, not SubQuestion")
+    if translation.fusion not in FUSIONS:  # set after construction, past __post_init__
+        raise broke(f"unknown fusion {translation.fusion!r} (valid: {', '.join(FUSIONS)})")
+    ids = [sq.id for sq in subs]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise broke(f"sub-question ids {duplicated} are not unique")
+    outside = sorted({sq.question_index for sq in subs if not 0 <= sq.question_index < case.n_questions})
+    if outside:
+        raise broke(f"sub-questions serve question index(es) {outside}; the case has {case.n_questions} question(s)")
+    served = {sq.question_index for sq in subs}
+    missing = [i + 1 for i in range(case.n_questions) if i not in served]
+    if missing:  # a strategy must serve every question; fail loudly rather than drop one
+        raise broke(f"produced no sub-question for question(s) {missing}")
+    return translation
 
 
 @runtime_checkable

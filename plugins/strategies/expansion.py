@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
+from clinrag.core.defaults import RRF_K
 from clinrag.core.types import Query, SubQuestion, Usage
 
 from .base import LLMBudget, Translation, int_option
@@ -40,7 +41,7 @@ class ExpandingStrategy(ABC):
     llm_calls_per_question: ClassVar[float] = 1
     fusion: ClassVar[str] = "union"
 
-    def __init__(self, *, max_new_tokens: int = 96, rrf_k: int = 60) -> None:
+    def __init__(self, *, max_new_tokens: int = 96, rrf_k: int = RRF_K) -> None:
         self.max_new_tokens = int_option(self.name, "max_new_tokens", max_new_tokens, minimum=1)
         self.rrf_k = int_option(self.name, "rrf_k", rrf_k, minimum=1)
 

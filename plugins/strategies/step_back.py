@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from clinrag.core import prompts
+from clinrag.core.defaults import RRF_K
 from clinrag.core.types import Query, SubQuestion
 
 from .expansion import ExpandingStrategy, anchor_text
@@ -32,7 +33,7 @@ class StepBackStrategy(ExpandingStrategy):
     llm_calls_per_question: ClassVar[float] = 1
     fusion: ClassVar[str] = "rrf"
 
-    def __init__(self, *, max_new_tokens: int = 48, rrf_k: int = 60) -> None:
+    def __init__(self, *, max_new_tokens: int = 48, rrf_k: int = RRF_K) -> None:
         super().__init__(max_new_tokens=max_new_tokens, rrf_k=rrf_k)
 
     def conversation(self, case: Case, sq: SubQuestion) -> list[Message]:

@@ -187,3 +187,57 @@ def test_single_pass_missing_answer_is_noted_and_extractive_is_refused(capsys):
     assert "an index is required (--index)" in capsys.readouterr().err
     assert main(["answer", str(DEMO_CASES), "--answer-mode", "both"]) == 2
     assert "unknown answer mode 'both' (valid: per_question, single_pass)" in capsys.readouterr().err
+
+
+class ShortGenerator(FakeGenerator):
+    """Breaks the generator contract: one answer fewer than it was asked for."""
+
+    name: ClassVar[str] = "short"
+
+    def answer(self, case, requests):
+        return super().answer(case, requests)[:-1]
+
+
+class StrategyReturning:
+    name: ClassVar[str] = "scripted"
+    description: ClassVar[str] = ""
+    llm_calls_per_question: ClassVar[float] = 0
+
+    def __init__(self, subs):
+        self.subs = subs
+
+    def translate(self, case, llm=None, budget=None):
+        return Translation(list(self.subs))
+
+
+def test_contract_violations_name_the_plugin_and_what_it_broke():
+    import pytest
+    from clinrag.core.errors import ClinragError, PluginContractError
+
+    ctx = AgentContext(retriever=OverlapRetriever(), generator=ShortGenerator(), strategy=DecompositionStrategy())
+    with pytest.raises(PluginContractError, match=r"^generator 'short' broke its contract: answer\(\) returned 2 "
+                                                  r"generation\(s\) for 3 request\(s\)"):
+        Agent(ctx).answer(CASE)
+    q1, q2 = (SubQuestion(f"q{i + 1}", i, q, (Query(q),)) for i, q in enumerate(CASE.questions))
+    q3 = SubQuestion("q3", 2, "x", (Query("x"),))
+    for subs, broke in [([q1, q2, q3], r"sub-questions serve question index\(es\) \[2\]"),
+                        ([q1, q2, q1], r"sub-question ids \['q1'\] are not unique"),
+                        ([q1, "q2"], "sub_questions holds str items, not SubQuestion")]:
+        ctx = AgentContext(retriever=OverlapRetriever(), generator=FakeGenerator(), strategy=StrategyReturning(subs))
+        with pytest.raises(PluginContractError, match=rf"^strategy 'scripted' broke its contract: {broke}"):
+            Agent(ctx).answer(CASE)
+    assert issubclass(PluginContractError, ClinragError)  # printed by the CLI as one line
+
+
+def test_context_components_are_typed_by_their_contracts():
+    import typing
+
+    from clinrag.plugins.generators.base import ChatLLM, Generator
+    from clinrag.plugins.strategies.base import QueryTranslator
+    from clinrag.retrieval.retriever import Retriever
+
+    hints = typing.get_type_hints(AgentContext)  # resolvable at run time, as LangGraph's context_schema needs
+    assert hints["generator"] is Generator and hints["strategy"] is QueryTranslator
+    assert hints["retriever"] == Retriever | None and hints["translator_llm"] == ChatLLM | None
+    assert isinstance(OverlapRetriever(), Retriever) and isinstance(FakeGenerator(), Generator)
+    assert isinstance(DecompositionStrategy(), QueryTranslator)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def test_help_does_not_import_torch():
     code = ("import sys; from clinrag.cli import main\n"
@@ -33,9 +35,26 @@ def test_graph_mermaid(capsys):
         assert node in out
 
 
-def test_bad_option_value_is_a_usage_error_not_a_traceback(capsys):
+@pytest.mark.parametrize("argv, message", [
+    (["index", "search", "idx", "query", "--mode", "nope"],
+     "--mode: unknown retrieval mode 'nope' (valid: dense, bm25, hybrid)"),
+    (["index", "evaluate", "idx", "cases.jsonl", "--mode", "dense", "--mode", "nope"],
+     "--mode: unknown retrieval mode 'nope' (valid: dense, bm25, hybrid)"),
+    (["index", "build", "corpus.jsonl", "--out", "x", "--index", "annoy"],
+     "--index: unknown index type 'annoy' (valid: auto, flat, hnsw, ivf, ivfpq)"),
+    (["index", "build", "corpus.jsonl", "--out", "x", "--precision", "fp8"],
+     "--precision: unknown precision 'fp8' (valid: auto, fp32, bf16)"),
+    (["answer", "cases.jsonl", "--mode", "nope"], "--mode: unknown retrieval mode 'nope' (valid: dense, bm25, hybrid)"),
+    (["answer", "cases.jsonl", "--format", "html"], "--format: unknown output format 'html' (valid: md, json)"),
+    (["answer", "cases.jsonl", "--answer-mode", "all"],
+     "--answer-mode: unknown answer mode 'all' (valid: per_question, single_pass)"),
+    (["answer", "cases.jsonl", "--strategy-option", "n"], "--strategy-option 'n': expected KEY=VALUE"),
+    (["answer", "cases.jsonl", "--option", "=1"], "--option '=1': expected KEY=VALUE"),
+])
+def test_a_bad_option_value_is_one_line_naming_the_option(argv, message, capsys):
+    """Every command reads enums and KEY=VALUE options the same way, before touching any file or model."""
     from clinrag.cli import main
 
-    assert main(["index", "search", "idx", "query", "--mode", "nope"]) == 2
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "'nope' is not one of 'dense', 'bm25', 'hybrid'" in err and "Traceback" not in err
+    assert err == f"error: {message}\n"

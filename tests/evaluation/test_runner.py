@@ -10,14 +10,14 @@ from clinrag.core.cases import Case, load_cases
 from clinrag.evaluation.pipeline import run_evaluation
 from clinrag.evaluation.runner import (
     EvaluationError,
+    NullRetriever,
+    default_agent_factory,
     plan_arms,
     text_length,
     truncate_scenario,
 )
 from clinrag.plugins.strategies import strategies
 from clinrag.plugins.strategies.decomposition import DecompositionStrategy
-
-pytestmark = pytest.mark.slow
 
 
 class ExplodingStrategy(DecompositionStrategy):
@@ -51,12 +51,36 @@ def test_truncate_scenario_counts_cjk_characters():
 
 
 
+class EmbeddingRetriever:
+    """Stands in for an index retriever: has an embedder, retrieves nothing (no model is loaded)."""
+
+    embedder = object()
+
+    def retrieve(self, queries, k):
+        return [[] for _ in queries]
+
+
+def test_each_arm_gets_an_agent_built_for_it_sharing_retriever_and_generator():
+    retriever = EmbeddingRetriever()
+    factory = default_agent_factory(retriever, k=3)
+    arms = plan_arms(["decomposition", "none"], ["extractive"], baseline_strategy="none")
+    contexts = {arm.name: factory(arm).context for arm in arms}
+    assert {n: c.strategy.name for n, c in contexts.items()} == {
+        "decomposition": "decomposition", "none": "none", "no-retrieval": "none"}
+    assert contexts["decomposition"].retriever is contexts["none"].retriever is retriever
+    assert isinstance(contexts["no-retrieval"].retriever, NullRetriever)
+    generator = contexts["decomposition"].generator
+    assert all(c.generator is generator for c in contexts.values())  # one generator per (generator, adapter)
+    assert generator.embedder is retriever.embedder and all(c.k == 3 for c in contexts.values())
+
+
 def _demo_cases():
     from pathlib import Path
 
     return load_cases(Path(__file__).resolve().parents[2] / "examples" / "demo" / "cases.jsonl")[:2]
 
 
+@pytest.mark.slow
 def test_run_evaluation_end_to_end_robust_and_resumable(demo_index_dir, tmp_path, caplog):
     cases = [*_demo_cases(), CHINESE, LONG, EXPLODE]
     arms = plan_arms(["decomposition", "test-exploding"], ["extractive"])
@@ -114,6 +138,7 @@ def test_run_evaluation_end_to_end_robust_and_resumable(demo_index_dir, tmp_path
         run_evaluation(cases, arms, out, index=demo_index_dir, k=4, progress=False)
 
 
+@pytest.mark.slow
 def test_adapter_arms_run_base_and_adapter(demo_index_dir, smollm2_dir, tmp_path):
     """The real SmolLM2 through the hf generator, with --adapter: each strategy runs on the base model and with a
     (real, freshly initialised) LoRA adapter; LLM calls and generated tokens are counted per case."""

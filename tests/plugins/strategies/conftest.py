@@ -23,7 +23,7 @@ def _one_torch_thread(one_torch_thread):
 
 @pytest.fixture(scope="session")
 def medquad(shared_data, embedder, tmp_path_factory):
-    from clinrag.retrieval.store import DenseIndex
+    from clinrag.retrieval.store import PassageIndex
 
     cases = {c.id: c for c in load_cases(shared_data / "cases" / "medquad_multi_dev.jsonl") if c.id in CASE_IDS}
     gold = {pid for c in cases.values() for ev in c.evidence for pid in ev}
@@ -35,5 +35,5 @@ def medquad(shared_data, embedder, tmp_path_factory):
                 passages.append(Passage(raw["id"], raw["text"], raw.get("title", "")))
     assert gold <= {p.id for p in passages}
     out = tmp_path_factory.mktemp("medquad") / "index"
-    DenseIndex.build(passages, embedder).save(out)
+    PassageIndex.build(passages, embedder).save(out)
     return cases, IndexRetriever(out, embedder=embedder)

