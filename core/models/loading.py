@@ -136,19 +136,27 @@ def prepare_tokenizer(tok: Any) -> Any:
     return tok
 
 
-def load_model(source: ModelSource, *, device: str = "cpu", dtype: Any = None, trust_remote_code: bool = False) -> Any:
+def load_model(source: ModelSource, *, device: str = "cpu", dtype: Any = None, trust_remote_code: bool = False,
+               quantization_config: Any = None, attn_implementation: str | None = None) -> Any:
+    """The model on ``device`` in eval mode. With a ``quantization_config`` (e.g. bitsandbytes 4-bit for QLoRA) the
+    weights are quantised while loading, straight onto ``device`` (a quantised model cannot be moved afterwards)."""
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": resolve_dtype(dtype, device)}
     if source.gguf_file:
         kwargs["gguf_file"] = source.gguf_file
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if quantization_config is not None:
+        kwargs.update(quantization_config=quantization_config, device_map={"": device})
     try:
         model = AutoModelForCausalLM.from_pretrained(source.location, **kwargs)
     except (OSError, ValueError, ImportError) as exc:
         raise _load_error(source, exc) from exc
     if source.gguf_file:
         _forget_gguf_quantizer(model)
-    model.to(device)
+    if quantization_config is None:
+        model.to(device)
     model.eval()
     return model
 
