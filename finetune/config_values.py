@@ -13,7 +13,7 @@ import argparse
 import difflib
 from dataclasses import fields
 from enum import Enum
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, get_type_hints
 
 from .config_schema import SECTIONS, ConfigError
@@ -21,7 +21,7 @@ from .config_schema import SECTIONS, ConfigError
 _NULLS = ("none", "null", "~")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _actions(cls: type) -> dict[str, argparse.Action]:
     from transformers import HfArgumentParser
 
@@ -35,7 +35,9 @@ def _actions(cls: type) -> dict[str, argparse.Action]:
 
 @lru_cache(maxsize=1)
 def sft_config_class() -> type:
-    from trl import SFTConfig  # imports torch: only when a key is not one of clinrag's own
+    from trl import (
+        SFTConfig,  # imports torch: only when a key is not one of clinrag's own
+    )
 
     return SFTConfig
 
@@ -45,7 +47,7 @@ def sft_field_names() -> frozenset[str]:
     return frozenset(f.name for f in fields(sft_config_class()) if f.init)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _field_types(cls: type) -> dict[str, str]:
     # From the annotations, not ``Field.type``: HfArgumentParser rewrites the latter (``X | None`` → ``X``).
     return {name: str(hint) for name, hint in get_type_hints(cls).items()}
@@ -98,7 +100,7 @@ def coerce(cls: type, name: str, value: Any, key: str) -> Any:
     return enum_cls(out) if enum_cls is not None else out  # clinrag's Choice members, not bare strings
 
 
-@lru_cache(maxsize=None)
+@cache
 def _enum_classes(cls: type) -> dict[str, type]:
     return {k: h for k, h in get_type_hints(cls).items() if isinstance(h, type) and issubclass(h, Enum)}
 

@@ -34,7 +34,15 @@ from clinrag.core.models.manifest import (
     load_manifest,
 )
 
-from .config import DataError, Dtype, FinetuneConfig, Mode, dump_yaml
+from .config import (
+    ComputeDtype,
+    DataError,
+    DataFormat,
+    Dtype,
+    FinetuneConfig,
+    Mode,
+    dump_yaml,
+)
 from .data import PreparedData, prepare_data, to_dataset
 from .trainer import make_trainer_class
 from .trl_args import to_bnb_config, to_peft_config, to_sft_config
@@ -69,11 +77,11 @@ def _load_model(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, tuple[int, in
 
     bnb = to_bnb_config(cfg)
     if bnb is not None:  # quantised straight onto this rank's device; the unquantised layers in the compute dtype
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if _cuda(cfg) else "cpu"
-        dtype = cfg.model.bnb_4bit_compute_dtype.value
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if _cuda(cfg) else "cpu"
+        dtype = ComputeDtype(cfg.model.bnb_4bit_compute_dtype).value
     else:  # loaded on the CPU; the Trainer moves it to the training device
         device = "cpu"
-        dtype = cfg.model.dtype.value if cfg.model.dtype != Dtype.AUTO else "bfloat16" if _cuda(cfg) else "float32"
+        dtype = Dtype(cfg.model.dtype).value if cfg.model.dtype != Dtype.AUTO else "bfloat16" if _cuda(cfg) else "float32"
     model = load_model(resolve_source(cfg.model.name_or_path), device=device, dtype=dtype,
                        trust_remote_code=cfg.model.trust_remote_code, quantization_config=bnb,
                        attn_implementation=cfg.model.attn_implementation)
@@ -107,10 +115,10 @@ def _timing_callback() -> Any:
             self.train_seconds = 0.0
             self._t: float | None = None
 
-        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001
+        def on_step_begin(self, args, state, control, **kw):
             self._t = time.perf_counter()
 
-        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+        def on_step_end(self, args, state, control, **kw):
             if self._t is not None:
                 self.train_seconds += time.perf_counter() - self._t
                 self._t = None
@@ -212,7 +220,8 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
     if new_ids and cfg.peft.mode != Mode.FULL:
         log(f"training {len(new_ids)} new embedding rows exactly (trainable_token_indices)")
 
-    metrics: dict[str, Any] = {"mode": cfg.peft.mode.value, "format": cfg.data.format.value, "new_token_ids": len(new_ids),
+    metrics: dict[str, Any] = {"mode": Mode(cfg.peft.mode).value, "format": DataFormat(cfg.data.format).value,
+                               "new_token_ids": len(new_ids),
                                "train_examples": len(data.train_rows), "eval_examples": len(data.eval_rows),
                                "train_cases": len(data.split.train), "eval_cases": len(data.split.eval),
                                "with_passages": data.train_stats.with_passages, "notes": data.notes,
