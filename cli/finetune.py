@@ -15,7 +15,7 @@ _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 def finetune(
     ctx: typer.Context,
-    config: Path | None = typer.Option(None, "--config", help="YAML config (sections model/data/peft/train)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (sections model/data/peft/train; train also takes any TRL SFTConfig field)."),
     preset: str | None = typer.Option(None, "--preset", help="Preset: default or small-data."),
     model: str | None = typer.Option(None, "--model", help="Base model id or folder."),
     data: Path | None = typer.Option(None, "--data", help="Training cases (case schema)."),

@@ -14,7 +14,8 @@ LoRA (+ ``trainable_token_indices`` for the new vocabulary rows), optionally run
 train with eval/early stopping/checkpoints, then write the output folder atomically-per-file:
 ``adapter_model.safetensors`` + ``adapter_config.json`` (a standard PEFT folder whose ``base_model_name_or_path``
 is the base), tokenizer files, ``config.resolved.yaml``, ``added_tokens_manifest.json`` (if any), ``metrics.json``,
-``report.md`` and ``loss.png``. Checkpoints live in ``<out>/checkpoints``.
+``report.md`` and ``loss.png``. Checkpoints live in ``<out>/checkpoints``; with
+``--train.report_to tensorboard`` the event files go to ``<out>/runs/``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from clinrag.core.errors import ModelLoadError
 from clinrag.core.models.manifest import (
     MANIFEST_NAME,
     check_manifest_against_tokenizer,
@@ -35,98 +35,22 @@ from clinrag.core.models.manifest import (
 )
 
 from .config import (
+    ComputeDtype,
     DataError,
+    DataFormat,
+    Dtype,
     FinetuneConfig,
     Mode,
-    compute_dtype,
     dump_yaml,
-    to_bnb_config,
-    to_peft_config,
-    to_sft_config,
 )
 from .data import PreparedData, prepare_data, to_dataset
-from .label_head import accepts_index_logits_to_keep, label_position_loss
+from .trainer import make_trainer_class
+from .trl_args import to_bnb_config, to_peft_config, to_sft_config
+from .trl_compat import total_train_tokens
 
-# -- the one workaround ---------------------------------------------------------------------------------------------
+CONFIG_NAME = "config.resolved.yaml"
 
-def patch_trainable_tokens_lm_head(model: Any) -> bool:
-    """Give PEFT's ``TrainableTokensWrapper`` around the LM head the ``bias`` attribute TRL's fused LM head reads.
-
-    TRL 1.16's ``SFTTrainer`` computes the loss with a fused LM head that reads ``lm_head.weight`` and
-    ``lm_head.bias``. With ``trainable_token_indices`` and tied embeddings, PEFT wraps the LM head in a
-    ``TrainableTokensWrapper`` whose ``weight`` is the merged (base + trainable rows) matrix, differentiable in the
-    trainable rows, but which has no ``bias`` → ``AttributeError`` on the first step. The wrapped module's own
-    bias (``None`` for Qwen2/Llama heads) is exactly what the fused head needs. Returns True if a patch was applied.
-    ``tests/finetune/test_sft.py::test_fused_head_crash_still_happens_without_patch`` fails once TRL/PEFT fix it.
-    """
-    head = model.get_output_embeddings()
-    if type(head).__name__ != "TrainableTokensWrapper":
-        return False
-    try:
-        head.bias  # noqa: B018 - probing
-        return False
-    except AttributeError:
-        pass
-    original = head.original_module if hasattr(head, "original_module") else None
-    object.__setattr__(head, "bias", getattr(original, "bias", None))
-    return True
-
-
-def _make_trainer_class() -> type:
-    from trl import SFTTrainer
-
-    class ClinragSFTTrainer(SFTTrainer):
-        """``SFTTrainer`` with :func:`patch_trainable_tokens_lm_head` applied once the model is wrapped, and, off
-        CUDA/XPU, the loss taken from the label positions only (:mod:`clinrag.finetune.label_head`)."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            patch_trainable_tokens_lm_head(self.model)
-            self.loss_head = "label_positions" if self._label_head_applies() else "trl_fused"
-
-        def _label_head_applies(self) -> bool:
-            from trl.kernels.chunked_logprob import _use_triton
-
-            pc = getattr(self.accelerator, "parallelism_config", None)
-            return (not _use_triton(self.args.device) and self.compute_loss_func is None
-                    and self.label_smoother is None and self.args.loss_type == "nll" and not self.aux_loss_enabled
-                    and not (pc is not None and (pc.sp_enabled or pc.cp_enabled))
-                    and accepts_index_logits_to_keep(self.model))
-
-        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,
-                         num_items_in_batch: Any = None) -> Any:
-            if return_outputs or self.loss_head != "label_positions" or "labels" not in inputs:
-                return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                            num_items_in_batch=num_items_in_batch)
-            import torch
-
-            out = label_position_loss(model, inputs, num_items_in_batch)
-            loss = out.loss
-            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
-                loss = loss * (self.accelerator.num_processes // self.get_tp_size())
-            # The metrics TRL logs, from the same numbers its fused head would give.
-            mode = "train" if self.model.training else "eval"
-            gather = self.accelerator.gather_for_metrics
-            stats = gather(torch.tensor([out.count, out.entropy_sum, out.correct], dtype=torch.float64,
-                                        device=loss.device)).reshape(-1, 3).sum(0)
-            n = stats[0].item()
-            self._metrics[mode]["entropy"].append(stats[1].item() / n if n > 0 else 0.0)
-            self._metrics[mode]["mean_token_accuracy"].append(stats[2].item() / n if n > 0 else 0.0)
-            if mode == "train":
-                if "attention_mask" in inputs:
-                    local = inputs["attention_mask"].sum()
-                else:
-                    local = torch.tensor(inputs["position_ids"].size(1), device=loss.device)
-                self._total_train_tokens += gather(local).sum().item() // self._tp_size
-            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
-            return loss
-
-    return ClinragSFTTrainer
-
-
-# -- vocabulary / tokenizer checks ------------------------------------------------------------------------------------
-
-# -- model loading --------------------------------------------------------------------------------------------------
+# -- model loading (through clinrag's one loader) ---------------------------------------------------------------------
 
 def _cuda(cfg: FinetuneConfig) -> bool:
     import torch
@@ -134,50 +58,43 @@ def _cuda(cfg: FinetuneConfig) -> bool:
     return torch.cuda.is_available() and not cfg.train.cpu
 
 
-def load_tokenizer(cfg: FinetuneConfig) -> Any:
-    from transformers import AutoTokenizer
+def _load_tokenizer(cfg: FinetuneConfig) -> Any:
+    """The model's tokenizer, or ``model.tokenizer`` (a folder may hold only tokenizer files, so no resolve_source)."""
+    from clinrag.core.models.loading import ModelSource, load_tokenizer, resolve_source
 
-    src = cfg.model.tokenizer or cfg.model.name_or_path
-    try:
-        tok = AutoTokenizer.from_pretrained(src, trust_remote_code=cfg.model.trust_remote_code)
-    except Exception as exc:  # noqa: BLE001 - offline / missing files: one clear line
-        raise ModelLoadError(f"cannot load tokenizer from {src!r}: {exc}") from exc
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    if not getattr(tok, "chat_template", None):
-        raise ModelLoadError(f"tokenizer {src!r} has no chat template: the conversational examples need one")
-    return tok
-
-
-def load_model(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, tuple[int, int]]:
-    """The base model (NF4 for qlora), embeddings grown to the tokenizer (never shrunk)."""
-    from clinrag.core.models.embeddings import resize_to_tokenizer
-    from transformers import AutoModelForCausalLM
-
-    cuda = _cuda(cfg)
-    kwargs: dict[str, Any] = dict(trust_remote_code=cfg.model.trust_remote_code,
-                                  attn_implementation=cfg.model.attn_implementation)
-    bnb = to_bnb_config(cfg)
-    if bnb is not None:
-        import torch
-
-        kwargs.update(quantization_config=bnb, dtype=torch.bfloat16, device_map={"": int(os.environ.get("LOCAL_RANK", 0))} if cuda else {"": "cpu"})
+    src = cfg.model.tokenizer
+    if src and Path(src).is_dir():
+        source = ModelSource("folder", str(Path(src).resolve()))
     else:
-        kwargs["dtype"] = compute_dtype(cfg, cuda)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(cfg.model.name_or_path, **kwargs)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"cannot load model {cfg.model.name_or_path!r}: {exc}") from exc
+        source = resolve_source(src or cfg.model.name_or_path)
+    return load_tokenizer(source, trust_remote_code=cfg.model.trust_remote_code)
+
+
+def _load_model(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, tuple[int, int]]:
+    """The base model (4-bit for qlora), embeddings grown to the tokenizer (never shrunk)."""
+    from clinrag.core.models.embeddings import resize_to_tokenizer
+    from clinrag.core.models.loading import load_model, resolve_source
+
+    bnb = to_bnb_config(cfg)
+    if bnb is not None:  # quantised straight onto this rank's device; the unquantised layers in the compute dtype
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if _cuda(cfg) else "cpu"
+        dtype = ComputeDtype(cfg.model.bnb_4bit_compute_dtype).value
+    else:  # loaded on the CPU; the Trainer moves it to the training device
+        device = "cpu"
+        dtype = Dtype(cfg.model.dtype).value if cfg.model.dtype != Dtype.AUTO else "bfloat16" if _cuda(cfg) else "float32"
+    model = load_model(resolve_source(cfg.model.name_or_path), device=device, dtype=dtype,
+                       trust_remote_code=cfg.model.trust_remote_code, quantization_config=bnb,
+                       attn_implementation=cfg.model.attn_implementation)
     rows = resize_to_tokenizer(model, tokenizer)
     return model, rows
 
 
 def wrap_peft(model: Any, cfg: FinetuneConfig, new_ids: list[int]) -> Any:
-    if cfg.peft.mode == Mode.FULL.value:
+    if cfg.peft.mode == Mode.FULL:
         return model
     from peft import get_peft_model, prepare_model_for_kbit_training
 
-    if cfg.peft.mode == Mode.QLORA.value:
+    if cfg.peft.mode == Mode.QLORA:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.gradient_checkpointing)
     return get_peft_model(model, to_peft_config(cfg, new_ids))
 
@@ -198,10 +115,10 @@ def _timing_callback() -> Any:
             self.train_seconds = 0.0
             self._t: float | None = None
 
-        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001
+        def on_step_begin(self, args, state, control, **kw):
             self._t = time.perf_counter()
 
-        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+        def on_step_end(self, args, state, control, **kw):
             if self._t is not None:
                 self.train_seconds += time.perf_counter() - self._t
                 self._t = None
@@ -211,6 +128,26 @@ def _timing_callback() -> Any:
 
 # -- the run --------------------------------------------------------------------------------------------------------
 
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _tensorboard_dir(trainer: Any, out: Path) -> None:
+    """With ``report_to`` tensorboard, write the event files to ``<out>/runs/<time>_<host>``.
+
+    transformers' callback picks its folder in ``on_train_begin``; an evaluation before training (eval_before)
+    logs first and would open a writer in ``./runs`` of the current directory. TENSORBOARD_LOGGING_DIR still wins.
+    """
+    from transformers.integrations import TensorBoardCallback
+    from transformers.integrations.integration_utils import default_logdir
+
+    for cb in trainer.callback_handler.callbacks:
+        if isinstance(cb, TensorBoardCallback) and cb.logging_dir is None:
+            cb.logging_dir = str(out / default_logdir())
+
+
 def _place(src: Path, dst_dir: Path) -> None:
     """Move one finished file into the output folder (rename: a reader never sees half a file)."""
     os.replace(src, dst_dir / src.name)
@@ -219,7 +156,7 @@ def _place(src: Path, dst_dir: Path) -> None:
 def prepare(cfg: FinetuneConfig, *, embedder: Any = None) -> tuple[PreparedData, Any, list[int], dict[str, Any] | None]:
     """Everything that can fail on bad input, before any model loads: data, tokenizer, manifest."""
     data = prepare_data(cfg.data, seed=cfg.train.seed, embedder=embedder)
-    tok = load_tokenizer(cfg)
+    tok = _load_tokenizer(cfg)
     manifest, new_ids = None, []
     if cfg.model.vocab_manifest:
         manifest = load_manifest(cfg.model.vocab_manifest)
@@ -261,6 +198,9 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
 
     out = Path(cfg.train.out)
     ckpt_dir = out / "checkpoints"
+    cuda = _cuda(cfg)
+    has_eval = bool(data.eval_rows)
+    args = to_sft_config(cfg, ckpt_dir, has_eval=has_eval, cuda=cuda)  # a bad SFTConfig field fails before loading
     resume_from = None
     if cfg.train.resume:
         resume_from = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
@@ -269,17 +209,19 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
     elif ckpt_dir.exists() and any(ckpt_dir.iterdir()):
         shutil.rmtree(ckpt_dir)  # a fresh run must not mix with an older run's checkpoints
     out.mkdir(parents=True, exist_ok=True)
+    # The resolved config sits beside the checkpoints from the start (an interrupted run documents itself too).
+    _write_atomic(out / CONFIG_NAME, dump_yaml(cfg))
 
     torch.manual_seed(cfg.train.seed)
-    cuda = _cuda(cfg)
-    model, rows = load_model(cfg, tok)
+    model, rows = _load_model(cfg, tok)
     if rows[1] != rows[0]:
         log(f"embeddings grown from {rows[0]} to {rows[1]} rows for {len(tok)} tokenizer ids")
     model = wrap_peft(model, cfg, new_ids)
-    if new_ids and cfg.peft.mode != Mode.FULL.value:
+    if new_ids and cfg.peft.mode != Mode.FULL:
         log(f"training {len(new_ids)} new embedding rows exactly (trainable_token_indices)")
 
-    metrics: dict[str, Any] = {"mode": cfg.peft.mode, "format": cfg.data.format, "new_token_ids": len(new_ids),
+    metrics: dict[str, Any] = {"mode": Mode(cfg.peft.mode).value, "format": DataFormat(cfg.data.format).value,
+                               "new_token_ids": len(new_ids),
                                "train_examples": len(data.train_rows), "eval_examples": len(data.eval_rows),
                                "train_cases": len(data.split.train), "eval_cases": len(data.split.eval),
                                "with_passages": data.train_stats.with_passages, "notes": data.notes,
@@ -291,10 +233,8 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
     if cfg.train.cpt_corpus and cfg.train.cpt_steps > 0 and resume_from is None:
         metrics["cpt"] = _continual_pretraining(cfg, model, tok, log)
 
-    trainer_cls = _make_trainer_class()
+    trainer_cls = make_trainer_class()
     timing = _timing_callback()
-    has_eval = bool(data.eval_rows)
-    args = to_sft_config(cfg, ckpt_dir, has_eval=has_eval, cuda=cuda)
     callbacks = [timing, *(callbacks or [])]
     if has_eval and cfg.train.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
@@ -302,6 +242,7 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
                           eval_dataset=to_dataset(data.eval_rows) if has_eval else None, processing_class=tok,
                           callbacks=callbacks)
     metrics["loss_head"] = trainer.loss_head
+    _tensorboard_dir(trainer, out)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     if resume_from is None:
@@ -312,7 +253,7 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
             metrics["option_accuracy_before"] = option_accuracy(trainer.model, tok, opt_cases)
             log(f"option accuracy before: {metrics['option_accuracy_before']['accuracy']:.3f}")
     result = trainer.train(resume_from_checkpoint=resume_from)
-    tokens = int(getattr(trainer, "_total_train_tokens", 0))  # real (non-pad) tokens this process trained on
+    tokens = total_train_tokens(trainer)  # real (non-pad) tokens trained on
     state = trainer.state
     metrics.update(
         train_loss=float(result.training_loss), global_step=int(state.global_step), epoch=float(state.epoch or 0),
@@ -344,7 +285,7 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
     try:
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle: not part of the deliverable
         tok.save_pretrained(str(tmp))
-        (tmp / "config.resolved.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
+        (tmp / CONFIG_NAME).write_text(dump_yaml(cfg), encoding="utf-8")
         if manifest is not None:
             (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         report = write_report(state.log_history, metrics, tmp)
@@ -373,12 +314,10 @@ def _continual_pretraining(cfg: FinetuneConfig, model: Any, tok: Any, log: Any) 
     texts = [(p.title + "\n" if p.title else "") + p.text for p in passages]
     if not texts:
         raise DataError(f"{cfg.train.cpt_corpus}: no text for continual pre-training")
-    args = to_sft_config(cfg, Path(cfg.train.out) / "cpt", has_eval=False, cuda=_cuda(cfg))
-    args.max_steps = cfg.train.cpt_steps
-    args.learning_rate = cfg.train.cpt_learning_rate
-    args.completion_only_loss = None
-    args.save_strategy = "no"
-    trainer = _make_trainer_class()(model=model, args=args, train_dataset=Dataset.from_dict({"text": texts}),
+    args = to_sft_config(cfg, Path(cfg.train.out) / "cpt", has_eval=False, cuda=_cuda(cfg),
+                         max_steps=cfg.train.cpt_steps, learning_rate=cfg.train.cpt_learning_rate,
+                         completion_only_loss=None, save_strategy="no")
+    trainer = make_trainer_class()(model=model, args=args, train_dataset=Dataset.from_dict({"text": texts}),
                                     processing_class=tok)
     out = trainer.train()
     log(f"continual pre-training: {cfg.train.cpt_steps} steps on {len(texts)} passages, loss {out.training_loss:.4f}")

@@ -166,9 +166,12 @@ def prepare_tokenizer(tok: Any) -> Any:
 
 def load_model(source: ModelSource | str | os.PathLike[str], *, device: str = "cpu", dtype: Any = None,
                trust_remote_code: bool = False, allow_pickle: bool = False, eval_mode: bool = True,
+               quantization_config: Any = None, attn_implementation: str | None = None,
                **from_pretrained: Any) -> Any:
-    """A causal LM on ``device``; extra keyword arguments (``quantization_config``, ``device_map``…) go to
-    ``from_pretrained``. A folder holding only ``pytorch_model.bin`` is refused unless ``allow_pickle``."""
+    """A causal LM on ``device`` (in eval mode unless ``eval_mode=False``). With a ``quantization_config`` (e.g.
+    bitsandbytes 4-bit for QLoRA) the weights are quantised while loading, straight onto ``device`` (a quantised
+    model cannot be moved afterwards); other keyword arguments go to ``from_pretrained``. A folder holding only
+    ``pytorch_model.bin`` is refused unless ``allow_pickle``."""
     from transformers import AutoModelForCausalLM
 
     source = materialize(source if isinstance(source, ModelSource) else resolve_source(source))
@@ -180,11 +183,15 @@ def load_model(source: ModelSource | str | os.PathLike[str], *, device: str = "c
                                  f"opt in with allow_pickle=True if you trust its origin")
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": resolve_dtype(dtype, device),
                               "use_safetensors": None if allow_pickle else True, **from_pretrained}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if quantization_config is not None:
+        kwargs.update(quantization_config=quantization_config, device_map={"": device})
     try:
         model = AutoModelForCausalLM.from_pretrained(source.location, **kwargs)
     except (OSError, ValueError, ImportError) as exc:
         raise _load_error(source, exc) from exc
-    if "device_map" not in from_pretrained and "quantization_config" not in from_pretrained:
+    if "device_map" not in kwargs:
         model.to(device)
     if eval_mode:
         model.eval()

@@ -7,15 +7,18 @@ from pathlib import Path
 import pytest
 from clinrag.finetune.config import (
     ConfigError,
+    FinetuneConfig,
+    config_from_dict,
+    dump_yaml,
     load_config,
     parse_overrides,
     preset_names,
     resolve_key,
-    to_bnb_config,
-    to_peft_config,
-    to_sft_config,
     valid_keys,
 )
+from clinrag.finetune.trl_args import to_bnb_config, to_peft_config, to_sft_config
+
+REPO = Path(__file__).resolve().parents[2]
 
 BASE = {"model": "some/model", "data": "cases.jsonl"}
 
@@ -34,6 +37,21 @@ def test_presets_ship_and_load():
     # small-data follows the seeds: 5-10 epochs, LoRA lr 1e-4..2e-4, weight decay 0.01, dropout 0.1, warm-up
     assert 5 <= s.train.epochs <= 10 and 1e-4 <= s.train.learning_rate <= 2e-4
     assert s.train.weight_decay == 0.01 and s.peft.dropout == 0.1 and s.train.warmup_ratio > 0
+
+
+def test_default_preset_is_the_dataclass_defaults():
+    """Editing a dataclass default takes effect: the default preset is empty and no preset restates a default."""
+    import yaml
+    from clinrag.finetune.config import PRESETS_DIR
+
+    cfg = load_config(None, BASE)
+    defaults = FinetuneConfig()
+    assert (cfg.model.dtype, cfg.peft, cfg.train) == (defaults.model.dtype, defaults.peft, defaults.train)
+    assert not yaml.safe_load((PRESETS_DIR / "default.yaml").read_text())
+    for name in preset_names():
+        for section, values in (yaml.safe_load((PRESETS_DIR / f"{name}.yaml").read_text()) or {}).items():
+            for key, value in values.items():
+                assert getattr(getattr(defaults, section), key) != value, f"{name}: {section}.{key} restates a default"
 
 
 def test_yaml_then_overrides_win(tmp_path):
@@ -97,3 +115,61 @@ def test_peft_bnb_sft_helpers(tmp_path):
     assert args.packing and args.eval_steps == lora.train.eval_steps == args.save_steps
     grouped = load_config(None, {**BASE, "train.batching": "length_grouped"})
     assert to_sft_config(grouped, tmp_path, has_eval=False, cuda=False).train_sampling_strategy == "group_by_length"
+
+
+def test_every_sft_config_field_is_reachable(tmp_path):
+    """Any SFTConfig field by its own name under train (YAML or command line); TRL's names of clinrag's keys."""
+    cfg_file = write(tmp_path, "model:\n  name_or_path: m\ndata:\n  train: t.jsonl\n"
+                               "train:\n  report_to: [tensorboard]\n  adam_beta2: 0.98\n  num_train_epochs: 2\n")
+    cfg = load_config(cfg_file, parse_overrides(["--train.report_to", "tensorboard", "--optim", "adamw_torch_fused",
+                                                 "--lora_r", "8", "--train.neftune_noise_alpha=5"]))
+    assert cfg.train.sft == {"report_to": "tensorboard", "adam_beta2": 0.98, "optim": "adamw_torch_fused",
+                             "neftune_noise_alpha": 5.0}
+    assert cfg.train.epochs == 2.0 and cfg.peft.r == 8
+    args = to_sft_config(cfg, tmp_path, has_eval=False, cuda=False)
+    assert args.report_to == ["tensorboard"] and args.optim == "adamw_torch_fused" and args.adam_beta2 == 0.98
+    assert args.num_train_epochs == 2.0
+    assert load_config(None, BASE).train.sft == {} and to_sft_config(load_config(None, BASE), tmp_path, has_eval=False,
+                                                                      cuda=False).report_to == []  # default: none
+    # the resolved config round-trips, pass-through fields included
+    assert config_from_dict(yaml_load(dump_yaml(cfg))) == cfg
+
+
+def yaml_load(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def test_sft_config_errors_are_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"train.optim: 'adamw_bad' is not valid \(valid: adamw_torch, "):
+        load_config(None, {**BASE, "train.optim": "adamw_bad"})
+    with pytest.raises(ConfigError, match=r"train.adam_beta2: 'high' is not a valid float"):
+        load_config(None, {**BASE, "adam_beta2": "high"})
+    with pytest.raises(ConfigError, match="train.trust_remote_code is set by clinrag from model.trust_remote_code"):
+        load_config(None, {**BASE, "train.trust_remote_code": "true"})
+    with pytest.raises(ConfigError, match=r"unknown key 'train.report_too' \(did you mean .*report_to.*SFTConfig"):
+        load_config(write(tmp_path, "train:\n  report_too: none\n"), BASE)
+    cfg = load_config(None, {**BASE, "mode": "lora", "train.save_strategy": "epoch"})  # best-checkpoint needs steps
+    with pytest.raises(ConfigError, match="train section: invalid SFTConfig"):
+        to_sft_config(cfg, tmp_path, has_eval=True, cuda=False)
+
+
+def test_qlora_compute_dtype_and_quantisation_are_configurable():
+    d = to_bnb_config(load_config(None, BASE))
+    assert str(d.bnb_4bit_compute_dtype) == "torch.bfloat16" and d.bnb_4bit_use_double_quant
+    cfg = load_config(None, {**BASE, "model.bnb_4bit_compute_dtype": "float32", "model.use_bnb_nested_quant": "false",
+                             "model.bnb_4bit_quant_type": "fp4"})
+    bnb = to_bnb_config(cfg)
+    assert str(bnb.bnb_4bit_compute_dtype) == "torch.float32" and not bnb.bnb_4bit_use_double_quant
+    assert bnb.bnb_4bit_quant_type == "fp4"
+    with pytest.raises(ConfigError, match=r"model.bnb_4bit_compute_dtype: 'int8' is not valid \(valid: bfloat16, "):
+        load_config(None, {**BASE, "model.bnb_4bit_compute_dtype": "int8"})
+
+
+def test_example_configs_load():
+    files = sorted((REPO / "examples" / "finetune").glob("*.yaml"))
+    assert len(files) >= 3
+    for f in files:
+        cfg = load_config(f)
+        assert cfg.model.name_or_path and cfg.data.train and cfg.train.out

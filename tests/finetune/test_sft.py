@@ -13,7 +13,7 @@ import torch
 import yaml
 from clinrag.core.models.manifest import ManifestError
 from clinrag.finetune.config import config_from_dict, load_config
-from clinrag.finetune.sft import patch_trainable_tokens_lm_head, run_finetune
+from clinrag.finetune.sft import run_finetune
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.slow
@@ -102,32 +102,6 @@ def test_new_rows_change_and_old_rows_do_not(lora_run):
         if i in used_ids:
             assert not torch.allclose(emb[i], base[i])  # the new rows seen in training were trained
     assert merged.get_output_embeddings().weight.data_ptr() == emb.data_ptr()  # still tied
-
-
-def test_fused_head_crash_still_happens_without_patch(extended_dir, tmp_path):
-    """TRL 1.16's fused LM head reads ``lm_head.bias``, which PEFT's TrainableTokensWrapper lacks.
-
-    If this test fails, TRL or PEFT fixed it: remove ``patch_trainable_tokens_lm_head`` and this test.
-    """
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
-
-    model_dir, _, ids = extended_dir
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir))
-    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": "stemiwordx?"}],
-                             "completion": [{"role": "assistant", "content": "troponinzz"}]}] * 2)
-    args = SFTConfig(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=2, report_to="none",
-                     use_cpu=True, save_strategy="no", max_length=32, disable_tqdm=True)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
-                         peft_config=LoraConfig(r=2, target_modules="all-linear",
-                                                trainable_token_indices={"embed_tokens": ids}))
-    with pytest.raises(AttributeError, match="bias"):
-        trainer.train()
-    assert patch_trainable_tokens_lm_head(trainer.model) is True  # the workaround applies…
-    trainer.train()  # …and then the same trainer trains
 
 
 def test_qlora_on_cpu(tiny_qwen2_dir, cases_file, tmp_path):
@@ -223,3 +197,59 @@ def test_continual_pretraining_stage_runs_before_sft(tiny_qwen2_dir, cases_file,
                      log=lambda m: None)
     assert m["cpt"]["steps"] == 1 and m["cpt"]["passages"] > 10 and m["cpt"]["loss"] > 0
     assert m["global_step"] == 1 and not (tmp_path / "c" / "cpt").exists()
+
+
+def _one_question_cases(path: Path, n: int) -> Path:
+    rows = [{"id": f"e{i}", "clinical_scenario": f"Woman {30 + i} with dyspnoea.", "questions": ["Next test?"],
+             "answers": [f"D-dimer {i}"]} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("batching", ["padded", "packing"])
+def test_evaluation_with_tiny_and_uneven_eval_sets(tiny_qwen2_dir, cases_file, tmp_path, batching):
+    """Eval sets of 1, 2 and 3 examples with batch size 2 (uneven last batch): the label-position loss's metrics
+    are sums, reduced across ranks; gather_for_metrics used to cut them to the last batch's remainder and crash."""
+    from clinrag.finetune.data import to_dataset
+    from clinrag.finetune.sft import prepare
+    from clinrag.finetune.trainer import make_trainer_class
+    from clinrag.finetune.trl_args import to_sft_config
+    from transformers import AutoModelForCausalLM
+
+    cfg = _cfg(tiny_qwen2_dir, cases_file, tmp_path / "out", **{"data.eval": str(_one_question_cases(
+        tmp_path / "e.jsonl", 3)), "data.summaries": "false", "train.batching": batching})
+    data, tok, _, _ = prepare(cfg)
+    assert len(data.eval_rows) == 3
+    args = to_sft_config(cfg, tmp_path / "ckpt", has_eval=True, cuda=False)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_qwen2_dir))
+    trainer = make_trainer_class()(model=model, args=args, train_dataset=to_dataset(data.train_rows),
+                                   eval_dataset=to_dataset(data.eval_rows), processing_class=tok)
+    assert trainer.loss_head == "label_positions"
+    losses = []
+    for n in (1, 2, 3):
+        result = trainer.evaluate(eval_dataset=to_dataset(data.eval_rows[:n]))
+        assert result["eval_loss"] > 0 and 0.0 <= result["eval_mean_token_accuracy"] <= 1.0
+        assert result["eval_entropy"] > 0
+        losses.append(result["eval_loss"])
+    assert losses[0] != losses[2]  # each eval set was scored on its own examples
+
+
+def test_cli_run_with_two_eval_examples_and_tensorboard(extended_dir, tmp_path, capsys):
+    """The #11 command (extended tiny Qwen2, LoRA, 2 eval examples) runs end to end; report_to writes event files."""
+    from clinrag.cli import main
+
+    model, manifest, _ = extended_dir
+    train = _cases(tmp_path / "train.jsonl")
+    evals = _one_question_cases(tmp_path / "eval.jsonl", 2)
+    out = tmp_path / "tb"
+    rc = main(["finetune", "--model", str(model), "--data", str(train), "--eval-data", str(evals), "--mode", "lora",
+               "--max-steps", "2", "--out", str(out), "--vocab-manifest", str(manifest), "--train.report_to",
+               "tensorboard", "--train.eval_steps", "1", "--train.batch_size", "2", "--train.max_length", "192",
+               "--peft.r", "2", "--train.early_stopping_patience", "0", "--data.summaries", "false"])
+    assert rc == 0, capsys.readouterr().err
+    events = list((out / "runs").rglob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    saved = yaml.safe_load((out / "config.resolved.yaml").read_text())
+    assert saved["train"]["report_to"] == "tensorboard" and saved["model"]["bnb_4bit_compute_dtype"] == "bfloat16"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["eval_examples"] == 2 and metrics["eval_loss_before"] > 0 and metrics["global_step"] == 2
