@@ -109,6 +109,14 @@ class DataConfig:
     distractors: int = 3
     #: Passages in the prompt when the case has no gold evidence for the question.
     k: int = 4
+    #: Gold passages per RAFT prompt (0 = every gold id of the question): any one of them answers it.
+    gold_passages: int = 0
+    #: Each passage's text is cut to this many characters in the prompt (inference shows up to 1200): shorter
+    #: passages keep RAFT prompts within a CPU token budget; only the fenced block differs from inference.
+    max_chars_per_passage: int = 1200
+    #: Train on the reference answer's leading sentences up to this many words (0 = the whole answer): the
+    #: answer prompt asks for at most three sentences.
+    max_answer_words: int = 0
     #: Also train the per-case summary call (when a case has a ``summary``).
     summaries: bool = True
     #: Use only the first N training cases (0 = all): quick experiments.

@@ -133,7 +133,8 @@ class BuildStats:
 def build_examples(cases: Sequence[Case], *, fmt: str = DataFormat.PER_QUESTION.value,
                    passages: PassageSource | None = None, distractors: int | None = 3, k: int = 4,
                    summaries: bool = True, seed: int = 42, strategy: Any = None,
-                   max_chars_per_passage: int = 1200, max_answer_words: int = 0) -> tuple[list[dict[str, Any]], BuildStats]:
+                   max_chars_per_passage: int = 1200, max_answer_words: int = 0,
+                   gold_passages: int = 0) -> tuple[list[dict[str, Any]], BuildStats]:
     """Turn cases into prompt/completion rows (see the module docstring); returns rows and counts.
 
     Per-question rows follow the graph's own path: ``strategy`` (default: the default strategy, with no LLM)
@@ -183,7 +184,8 @@ def build_examples(cases: Sequence[Case], *, fmt: str = DataFormat.PER_QUESTION.
                 gold = passages.gold(gold_ids)
                 stats.gold_missing += len(gold_ids) - len(gold)
                 if gold and distractors is not None:
-                    gold_set = {p.id for p in gold}
+                    gold = gold[:gold_passages] if gold_passages > 0 else gold
+                    gold_set = {p.id for p in passages.gold(gold_ids)}  # no other gold id poses as a distractor
                     mix = gold + [h.passage for h in hits if h.passage.id not in gold_set][:distractors]
                     random.Random(_seed_for(seed, case.id, sq.id)).shuffle(mix)
                     chosen = [Hit(p, 0.0, r) for r, p in enumerate(mix)]
@@ -279,7 +281,8 @@ def prepare_data(cfg: DataConfig, *, seed: int = 42, embedder: Any = None) -> Pr
     elif cfg.format == DataFormat.PER_QUESTION.value:
         notes.append("no --index given: per-question examples carry no passages ('(no passages retrieved)')")
     common = dict(fmt=cfg.format, passages=source, distractors=cfg.distractors, k=cfg.k, summaries=cfg.summaries,
-                  seed=seed)
+                  seed=seed, max_chars_per_passage=cfg.max_chars_per_passage, max_answer_words=cfg.max_answer_words,
+                  gold_passages=cfg.gold_passages)
     train_rows, train_stats = build_examples(split.train, **common)
     eval_rows, eval_stats = build_examples(split.eval, **common) if split.eval else ([], BuildStats())
     if not train_rows:

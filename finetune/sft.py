@@ -30,6 +30,7 @@ from typing import Any
 
 from clinrag.core.models.manifest import (
     MANIFEST_NAME,
+    TRAINING_RECORD,
     check_manifest_against_tokenizer,
     load_manifest,
 )
@@ -177,6 +178,15 @@ def count_too_long(rows: list[dict[str, Any]], tok: Any, max_length: int) -> int
     return n
 
 
+def training_record(cfg: FinetuneConfig, data: Any) -> dict[str, Any]:
+    """What an adapter was trained on, saved beside it: loading it under other prompt templates warns once."""
+    from clinrag.core.prompts import templates_hash
+
+    return {"prompt_templates_hash": templates_hash(), "base_model": cfg.model.name_or_path,
+            "train": cfg.data.train, "index": cfg.data.index, "format": str(getattr(cfg.data.format, "value", cfg.data.format)),
+            "train_examples": len(data.train_rows), "eval_examples": len(data.eval_rows)}
+
+
 def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
                  option_eval_cases: Any = None, callbacks: list[Any] | None = None) -> dict[str, Any]:
     """Train per ``cfg`` and write the output folder; returns the metrics written to ``metrics.json``.
@@ -286,6 +296,7 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
         (tmp / "training_args.bin").unlink(missing_ok=True)  # a pickle: not part of the deliverable
         tok.save_pretrained(str(tmp))
         (tmp / CONFIG_NAME).write_text(dump_yaml(cfg), encoding="utf-8")
+        (tmp / TRAINING_RECORD).write_text(json.dumps(training_record(cfg, data), indent=2) + "\n", encoding="utf-8")
         if manifest is not None:
             (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         report = write_report(state.log_history, metrics, tmp)

@@ -88,6 +88,33 @@ def audit() -> None:
              "--out", str(out)])
 
 
+def train(config: str = "qlora.yaml", out: str = "tuned") -> None:
+    """QLoRA SFT; resumes from the last checkpoint when a previous run was interrupted."""
+    folder = RUN / out
+    if (folder / "metrics.json").exists():
+        return
+    resume = ["--resume", "true"] if (folder / "checkpoints").exists() else []
+    run([CLINRAG, "finetune", "--config", str(HERE / config), *resume])
+
+
+#: (set, held-out file, max_new_tokens, arms besides base+RAG / tuned+RAG)
+EVAL_SETS = {"pubmedqa_dev": 32, "casimedicos": 32, "medquad_multi_dev": 64}
+
+
+def evaluate(adapter: str = "tuned", sets: tuple[str, ...] = tuple(EVAL_SETS)) -> None:
+    """Base vs tuned, with retrieval, on each held-out set (resumable: finished cases are skipped). PubMedQA also
+    gets the no-retrieval arms."""
+    for name in sets:
+        out = RUN / "eval" / f"{name}-{adapter}"
+        if (out / "report.md").exists() and (out / "metrics.json").exists():
+            continue
+        no_retrieval = "--no-retrieval-arm" if name == "pubmedqa_dev" else "--skip-no-retrieval-arm"
+        run([CLINRAG, "evaluate", str(RUN / "data" / f"{name}-heldout.jsonl"), "--index", str(INDEX),
+             "--strategies", "decomposition", "--generator", "hf", "--model", str(STANDIN),
+             "--adapter", str(RUN / adapter), "--max-new-tokens", str(EVAL_SETS[name]), no_retrieval,
+             "--out", str(out)])
+
+
 def stage_status() -> None:
     for name, path in [("prepare", RUN / "data" / "train-mix.jsonl"), ("index", INDEX / "manifest.json"),
                        ("audit", RUN / "audit" / "audit.json"), ("extend", RUN / "extended" / "config.json"),
@@ -95,7 +122,8 @@ def stage_status() -> None:
         print(f"{name:14s} {'done' if path.exists() else 'todo'}  {path.relative_to(REPO)}")
 
 
-STAGES = {"prepare": prepare, "index": index, "audit": audit, "status": stage_status}
+STAGES = {"prepare": prepare, "index": index, "audit": audit, "train": train, "evaluate": evaluate,
+          "status": stage_status}
 
 
 def main() -> None:
@@ -103,7 +131,7 @@ def main() -> None:
     parser.add_argument("stage", choices=[*STAGES, "all"])
     args = parser.parse_args()
     if args.stage == "all":
-        for name in ("prepare", "index", "audit"):
+        for name in ("prepare", "index", "audit", "train", "evaluate"):
             STAGES[name]()
     else:
         STAGES[args.stage]()
