@@ -47,7 +47,7 @@ from .config import (
 from .data import PreparedData, prepare_data, to_dataset
 from .trainer import make_trainer_class
 from .trl_args import to_bnb_config, to_peft_config, to_sft_config
-from .trl_compat import total_train_tokens
+from .trl_compat import keep_4bit_weights_trainable, total_train_tokens
 
 CONFIG_NAME = "config.resolved.yaml"
 
@@ -86,6 +86,8 @@ def _load_model(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, tuple[int, in
     model = load_model(resolve_source(cfg.model.name_or_path), device=device, dtype=dtype,
                        trust_remote_code=cfg.model.trust_remote_code, quantization_config=bnb,
                        attn_implementation=cfg.model.attn_implementation)
+    if bnb is not None and device == "cpu":
+        keep_4bit_weights_trainable(model)  # evaluation between training steps must not repack the weights
     rows = resize_to_tokenizer(model, tokenizer)
     return model, rows
 

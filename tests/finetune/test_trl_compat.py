@@ -86,3 +86,23 @@ def test_fused_head_crash_still_happens_without_patch(extended_dir, tmp_path):
     trainer.train()  # …and then the same trainer trains
 
 
+
+
+def test_bitsandbytes_still_has_the_cpu_repacking_switch_it_turns_off():
+    """keep_4bit_weights_trainable relies on Linear4bit.support_avx512bf16_for_cpu gating the eval-time repacking."""
+    import inspect
+
+    import bitsandbytes as bnb
+
+    assert "support_avx512bf16_for_cpu" in inspect.getsource(bnb.nn.Linear4bit.forward)
+    layer = bnb.nn.Linear4bit(8, 8, bias=True, compute_dtype=None)
+    from clinrag.finetune.trl_compat import keep_4bit_weights_trainable
+
+    class Holder(__import__("torch").nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = layer
+
+    holder = Holder()
+    layer.support_avx512bf16_for_cpu = True
+    assert keep_4bit_weights_trainable(holder) == 1 and layer.support_avx512bf16_for_cpu is False
