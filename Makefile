@@ -12,6 +12,11 @@ SMOLLM2_GGUF := $(CACHE)/models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 STANDIN := $(CACHE)/models/qwen2.5-coder-0.5b-instruct
 DEMO_INDEX := $(CACHE)/demo-index
 DEMO_CASE ?= demo-inferior-stemi
+# The demo answers with the 0.5B stand-in and the adapter tuned on the shared data (docs/real-model.md);
+# `make demo GENERATOR=extractive` is the quick look without an LLM.
+GENERATOR ?= hf
+DEMO_ADAPTER ?= docs/eval-results/real-model-v1/adapter
+DEMO_LLM = $(if $(filter hf,$(GENERATOR)),--model $(STANDIN) $(if $(wildcard $(DEMO_ADAPTER)/adapter_config.json),--adapter $(DEMO_ADAPTER)))
 PYTEST_ARGS ?=
 
 # Nothing here may reach the Hugging Face hub; fail fast instead of retrying network calls.
@@ -48,10 +53,11 @@ $(DEMO_INDEX)/manifest.json: examples/demo/knowledge_base.jsonl | $(STAMP)
 	$(CLINRAG) index build examples/demo/knowledge_base.jsonl --out $(DEMO_INDEX)
 
 # An index written by an older clinrag (another format version) is rebuilt rather than failing the demo.
-demo: $(STAMP) $(DEMO_INDEX)/manifest.json
+demo: $(STAMP) $(DEMO_INDEX)/manifest.json $(if $(filter hf,$(GENERATOR)),$(STANDIN)/config.json)
 	@$(CLINRAG) index info $(DEMO_INDEX) >/dev/null 2>&1 || \
 		$(CLINRAG) index build examples/demo/knowledge_base.jsonl --out $(DEMO_INDEX)
-	$(CLINRAG) answer examples/demo/cases.jsonl --index $(DEMO_INDEX) --case-id $(DEMO_CASE)
+	$(CLINRAG) answer examples/demo/cases.jsonl --index $(DEMO_INDEX) --case-id $(DEMO_CASE) \
+		--generator $(GENERATOR) $(DEMO_LLM)
 
 test: models
 	$(PY) -m pytest $(PYTEST_ARGS)
