@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(REPO.parent / "shared" / "data")
 SPLIT = REPO / "docs" / "eval-results" / "splits" / "real-model-v1.json"
-RUN = REPO / "runs" / "real-model-v1"
+RUN = REPO / "runs" / "real-model-v1"  # a link into the per-machine cache: a re-laid work tree keeps the run
 STANDIN = REPO / ".cache" / "models" / "qwen2.5-coder-0.5b-instruct"
 INDEX = REPO / ".cache" / "full-index"
 CLINRAG = str(Path(sys.executable).parent / "clinrag")
@@ -39,6 +39,19 @@ MIX = {"medquad_multi_dev": 40, "pubmedqa_dev": 200, "casimedicos": 200}
 #: Eval-loss cases per set, drawn from the train parts' remaining cases (never from a held-out part).
 EVAL_MIX = {"medquad_multi_dev": 2, "pubmedqa_dev": 8, "casimedicos": 8}
 SEED = 0
+
+
+def ensure_run_dir() -> None:
+    """``runs/real-model-v1`` links to ``~/.cache/clinrag/experiments/real-model-v1``, outside the work tree, so
+    checkpoints and evaluation records survive a new checkout and the next sitting resumes them."""
+    from clinrag.core.io import cache_dir
+
+    home = cache_dir() / "experiments" / RUN.name
+    if RUN.is_symlink() or not RUN.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        if not RUN.is_symlink():
+            RUN.parent.mkdir(parents=True, exist_ok=True)
+            RUN.symlink_to(home, target_is_directory=True)
 
 
 def run(cmd: list[str]) -> None:
@@ -132,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=[*STAGES, "all"])
     args = parser.parse_args()
+    ensure_run_dir()
     if args.stage == "all":
         for name in ("prepare", "index", "audit", "train", "evaluate"):
             STAGES[name]()
