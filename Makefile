@@ -1,4 +1,4 @@
-# make demo  — set up .venv (torch CPU first), build the demo index, answer a demo case.
+# make demo  — set up .venv (torch CPU first; server and ui extras), build the demo index, answer a demo case.
 # make test  — set up .venv, fetch the small offline models, run the whole test suite.
 # make bench — run every benchmark; results land in benchmarks/results/*.json.
 PYTHON ?= python3

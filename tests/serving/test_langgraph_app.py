@@ -61,3 +61,18 @@ def test_a_json_case_streams_each_step_and_ends_in_a_json_response(medquad_case,
 def test_a_bad_case_is_one_line_naming_the_field():
     with pytest.raises(CaseError, match=r"^run input, field 'questions': required field is missing"):
         make_graph().invoke({"id": "x", "clinical_scenario": "A patient."}, context={"answer_mode": "single_pass"})
+
+
+def test_langgraph_json_and_make_serve_the_demo_index():
+    import importlib
+    from pathlib import Path
+
+    from clinrag.core import defaults
+
+    repo = Path(__file__).resolve().parents[2]
+    config = json.loads((repo / "langgraph.json").read_text(encoding="utf-8"))
+    module, _, name = config["graphs"]["clinrag"].partition(":")
+    assert getattr(importlib.import_module(module), name) is make_graph
+    makefile = (repo / "Makefile").read_text(encoding="utf-8")
+    assert "pip install -q -e '.[dev,server,ui]'" in makefile  # make demo/test install what `langgraph dev` needs
+    assert f"DEMO_INDEX := $(CACHE)/{Path(defaults.DEMO_INDEX).name}" in makefile and "CACHE := .cache" in makefile
