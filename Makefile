@@ -1,4 +1,4 @@
-# make demo  — set up .venv (torch CPU first), build the demo index, answer a demo case.
+# make demo  — set up .venv (torch CPU first; server and ui extras), build the demo index, answer a demo case.
 # make test  — set up .venv, fetch the small offline models, run the whole test suite.
 # make bench — run every benchmark; results land in benchmarks/results/*.json.
 PYTHON ?= python3
@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,server,ui]'
 	@touch $@
 
 install: $(STAMP)

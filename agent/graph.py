@@ -14,6 +14,7 @@ format fine-tuning's ``whole_case`` mode trains); nothing is retrieved.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from clinrag.core.defaults import FUSION, RRF_K
@@ -50,7 +51,7 @@ def translate(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any
     usage = translation.usage
     usage.seconds = max(usage.seconds, time.perf_counter() - start)
     return {"sub_questions": translation.sub_questions, "fusion": (translation.fusion, translation.rrf_k),
-            "notes": list(translation.notes), "usage": [usage]}
+            "step_notes": list(translation.notes), "step_usage": [usage]}
 
 
 def fan_out(state: CaseState) -> list[Send]:
@@ -68,7 +69,7 @@ def retrieve(branch: BranchState, runtime: Runtime[AgentContext]) -> dict[str, A
 def summarize(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     generator = runtime.context.generator
     gen = check_generations(generator.name, [generator.summarize(state["case"])], 1, "summarize")[0]
-    return {"summary": gen, "usage": [gen.usage]}
+    return {"summary_generation": gen, "step_usage": [gen.usage]}
 
 
 def answer(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -78,7 +79,8 @@ def answer(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
                 for sq in state["sub_questions"]]
     generator = runtime.context.generator
     gens = check_generations(generator.name, generator.answer(case, requests), len(requests), "answer")
-    return {"answers": {sq.id: g for sq, g in zip(state["sub_questions"], gens)}, "usage": [g.usage for g in gens]}
+    return {"sub_answers": {sq.id: g for sq, g in zip(state["sub_questions"], gens)},
+            "step_usage": [g.usage for g in gens]}
 
 
 def _source(hit: Any) -> Source:
@@ -104,7 +106,7 @@ def compose(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         subs = [sq for sq in state["sub_questions"] if sq.question_index == i]
         sub_answers, sources, texts = [], {}, []
         for sq in subs:
-            gen, hits = state["answers"][sq.id], state["retrieved"].get(sq.id, [])
+            gen, hits = state["sub_answers"][sq.id], state["retrieved"].get(sq.id, [])
             srcs = _sources(hits, gen.cited_ids)
             sub_answers.append(SubAnswer(id=sq.id, text=sq.text, answer=gen.text.strip(), sources=srcs,
                                          retrieved=[_retrieved(h) for h in hits]))
@@ -113,11 +115,11 @@ def compose(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
                 sources.setdefault(s.id, s)
         answers.append(QuestionAnswer(index=i + 1, question=question, answer="\n\n".join(texts),
                                       sources=list(sources.values()), sub_questions=sub_answers))
-    total = sum(state.get("usage", []), Usage())
+    total = sum(state.get("step_usage", []), Usage())
     strategy = ctx.strategy.name if ctx.answer_mode is AnswerMode.per_question else "single_pass"
     response = CaseResponse(case_id=case.id, strategy=strategy, generator=ctx.generator.name,
-                            summary=state["summary"].text.strip(), answers=answers,
-                            notes=list(dict.fromkeys(state.get("notes", []))),
+                            summary=state["summary_generation"].text.strip(), answers=answers,
+                            notes=list(dict.fromkeys(state.get("step_notes", []))),
                             usage=UsageReport(**total.as_dict()))
     return {"response": response}
 
@@ -143,23 +145,33 @@ def whole_case(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, An
         notes.append(f"single_pass: the model gave no answer for question(s) {missing}")
     subs = [SubQuestion(f"q{i + 1}", i, q, (Query(q, "case"),)) for i, q in enumerate(case.questions)]
     per_question = {sq.id: Generation(a.strip() or "(no answer)") for sq, a in zip(subs, answers)}
-    return {"sub_questions": subs, "fusion": (FUSION, RRF_K), "retrieved": {}, "answers": per_question,
-            "summary": Generation(summary.strip()), "notes": notes, "usage": [gen.usage]}
+    return {"sub_questions": subs, "fusion": (FUSION, RRF_K), "retrieved": {}, "sub_answers": per_question,
+            "summary_generation": Generation(summary.strip()), "step_notes": notes, "step_usage": [gen.usage]}
 
 
-def build_graph() -> Any:
-    builder = StateGraph(CaseState, context_schema=AgentContext)
-    builder.add_node("translate", translate)
-    builder.add_node("summarize", summarize)
-    builder.add_node("retrieve", retrieve)
-    builder.add_node("answer", answer)
-    builder.add_node("whole_case", whole_case)
-    builder.add_node("compose", compose)
+#: The agent's nodes by name; :func:`add_agent_nodes` wires them.
+NODES: dict[str, Callable[..., Any]] = {"translate": translate, "summarize": summarize, "retrieve": retrieve,
+                                        "answer": answer, "whole_case": whole_case, "compose": compose}
 
-    builder.add_conditional_edges(START, start, ["translate", "summarize", "whole_case"])
+
+def add_agent_nodes(builder: StateGraph, *, after: str = START,
+                    wrap: Callable[[str, Callable[..., Any]], Callable[..., Any]] | None = None) -> StateGraph:
+    """Add the agent's nodes and edges to ``builder``, starting after node ``after`` and ending at END.
+
+    ``wrap(name, node)`` may replace each node (LangGraph Server's graph resolves its JSON settings into an
+    :class:`AgentContext` this way), so every graph that answers cases shares this one wiring."""
+    for name, node in NODES.items():
+        builder.add_node(name, wrap(name, node) if wrap else node)
+    builder.add_conditional_edges(after, start, ["translate", "summarize", "whole_case"])
     builder.add_conditional_edges("translate", fan_out, ["retrieve"])
     builder.add_edge("retrieve", "answer")
     builder.add_edge(["answer", "summarize"], "compose")
     builder.add_edge("whole_case", "compose")
     builder.add_edge("compose", END)
-    return builder.compile()
+    return builder
+
+
+def build_graph() -> Any:
+    """The in-process graph: input ``{"case": Case}``, components in the :class:`AgentContext`, output
+    ``{"response": CaseResponse, ...}``."""
+    return add_agent_nodes(StateGraph(CaseState, context_schema=AgentContext)).compile()

@@ -77,7 +77,7 @@ def load_translator_llm(model: str, generator: str | None = None) -> ChatLLM:
 
 
 def build_agent(index: str | Path | Retriever | None, *, strategy: str = defaults.STRATEGY,
-                generator: str = defaults.GENERATOR, k: int = defaults.TOP_K,
+                generator: str | Generator = defaults.GENERATOR, k: int = defaults.TOP_K,
                 strategy_options: dict[str, Any] | None = None, generator_options: dict[str, Any] | None = None,
                 translator_llm: ChatLLM | None = None, translator_model: str | None = None,
                 llm_budget: int | None = None, retrieval_mode: str | RetrievalMode = defaults.RETRIEVAL_MODE,
@@ -87,7 +87,8 @@ def build_agent(index: str | Path | Retriever | None, *, strategy: str = default
     ``translator_model`` (hub id, folder or .gguf) loads a separate LLM for query translation (see
     :func:`load_translator_llm`); otherwise strategies use the answering generator's LLM, if it has one.
     ``retrieval_mode`` (dense, bm25, hybrid) applies when ``index`` is a folder. ``answer_mode="single_pass"``
-    answers the whole case in one LLM call without retrieval (``index`` may then be None).
+    answers the whole case in one LLM call without retrieval (``index`` may then be None). ``generator`` may be
+    a built :class:`Generator` (then ``generator_options`` are not used), so a cached one can be shared.
     """
     from clinrag.core.errors import ClinragError
     from clinrag.plugins.generators import generators
@@ -97,15 +98,18 @@ def build_agent(index: str | Path | Retriever | None, *, strategy: str = default
 
     # Plugin names and settings are checked before anything heavy (index, models) is loaded.
     strategy_obj = get_strategy(strategy, **(strategy_options or {}))
-    generators.get_class(generator)
+    generator_name = generator if isinstance(generator, str) else generator.name
+    if isinstance(generator, str):
+        generators.get_class(generator)
     mode = RetrievalMode.parse(retrieval_mode)
     amode = AnswerMode.parse(answer_mode)
     if index is None and amode is AnswerMode.per_question:
         raise ClinragError("an index is required (--index), except in answer mode single_pass")
     retriever = index if index is None or hasattr(index, "retrieve") else IndexRetriever(index, mode=mode)
-    generator_obj = build_generator(generator, generator_options, retriever=retriever)
+    generator_obj = (build_generator(generator, generator_options, retriever=retriever) if isinstance(generator, str)
+                     else generator)
     if translator_llm is None and translator_model is not None:
-        translator_llm = load_translator_llm(translator_model, generator)
+        translator_llm = load_translator_llm(translator_model, generator_name)
     ctx = AgentContext(retriever=retriever, generator=generator_obj, strategy=strategy_obj,
                        translator_llm=translator_llm, k=k, llm_budget=llm_budget, answer_mode=amode)
     return Agent(ctx)

@@ -1,12 +1,18 @@
-"""Graph state. Nodes return partial updates; fields written by parallel branches have reducers."""
+"""Graph state. Nodes return partial updates; fields written by parallel branches have reducers.
+
+``TypedDict`` comes from ``typing_extensions``: pydantic cannot read a ``typing.TypedDict`` on Python < 3.12, and
+LangGraph's ``get_input_jsonschema()``/``get_output_jsonschema()`` (so LangGraph Server and Studio) go through
+pydantic.
+"""
 
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 from clinrag.core.cases import Case
 from clinrag.core.types import Generation, Hit, SubQuestion, Usage
+from typing_extensions import TypedDict
 
 
 def merge_retrieved(left: dict[str, list[Hit]] | None, right: dict[str, list[Hit]] | None) -> dict[str, list[Hit]]:
@@ -32,10 +38,13 @@ class CaseState(TypedDict, total=False):
     sub_questions: what the strategy produced; each is tied to the question it serves.
     fusion: (method, rrf_k) combining the hit lists of one sub-question's several queries.
     retrieved: sub-question id → hits, merged from the parallel retrieve branches (reducer).
-    answers: sub-question id → the generator's answer.
-    summary: the generator's summary of the scenario.
-    notes: things the user should know (fallbacks, truncation), appended by any node (reducer).
-    usage: what each step spent, appended by any node (reducer); summed in the response.
+    sub_answers: sub-question id → the generator's answer.
+    summary_generation: the generator's summary of the scenario.
+    step_notes: things the user should know (fallbacks, truncation), appended by any node (reducer).
+    step_usage: what each step spent, appended by any node (reducer); summed in the response.
+
+    The working keys are named apart from the response's (``answers``, ``summary``, ``notes``, ``usage``), so a
+    graph whose output is the response itself (LangGraph Server's, in ``clinrag.serving``) can share this state.
     response: the composed :class:`~clinrag.agent.response.CaseResponse`.
     """
 
@@ -43,10 +52,10 @@ class CaseState(TypedDict, total=False):
     sub_questions: list[SubQuestion]
     fusion: tuple[str, int]
     retrieved: Annotated[dict[str, list[Hit]], merge_retrieved]
-    answers: dict[str, Generation]
-    summary: Generation
-    notes: Annotated[list[str], operator.add]
-    usage: Annotated[list[Usage], operator.add]
+    sub_answers: dict[str, Generation]
+    summary_generation: Generation
+    step_notes: Annotated[list[str], operator.add]
+    step_usage: Annotated[list[Usage], operator.add]
     response: Any
 
 

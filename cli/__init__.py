@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "clinrag.cli.models",
     "clinrag.cli.plugins",
     "clinrag.cli.serve",
+    "clinrag.cli.ui",
     "clinrag.cli.vocab",
 ]
 

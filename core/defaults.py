@@ -82,6 +82,13 @@ BOOTSTRAP_RESAMPLES = 2000
 #: ``clinrag serve`` binds this machine only: the server has no authentication.
 SERVE_HOST = "127.0.0.1"
 
+#: The index LangGraph Server's graph and ``clinrag ui`` answer against when none is named (``CLINRAG_INDEX``
+#: overrides it): the one ``make demo`` builds, relative to the folder the server runs in (the repository root).
+DEMO_INDEX = ".cache/demo-index"
+
+#: The port ``clinrag ui`` listens on: Gradio's own default, so its documentation's URLs work as written.
+UI_PORT = 7860
+
 #: The port ``clinrag serve`` listens on (vLLM's default too, so clients' defaults usually match).
 SERVE_PORT = 8000
 

@@ -241,3 +241,12 @@ def test_context_components_are_typed_by_their_contracts():
     assert hints["retriever"] == Retriever | None and hints["translator_llm"] == ChatLLM | None
     assert isinstance(OverlapRetriever(), Retriever) and isinstance(FakeGenerator(), Generator)
     assert isinstance(DecompositionStrategy(), QueryTranslator)
+
+
+def test_json_schemas_resolve():
+    # typing.TypedDict state made these raise on Python 3.11 (LangGraph Server and Studio read them).
+    from clinrag.agent.graph import build_graph
+
+    graph = build_graph()
+    assert "case" in graph.get_input_jsonschema()["properties"]
+    assert {"response", "sub_answers", "retrieved"} <= set(graph.get_output_jsonschema()["properties"])
