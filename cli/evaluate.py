@@ -38,16 +38,16 @@ def evaluate(
     """Evaluate strategies (and generators / an adapter) side by side: metrics.json, per_question.jsonl,
     report.md and charts in --out."""
     import logging
-    import shutil
 
     from clinrag.cli.options import generator_options
     from clinrag.core.cases import load_cases
+    from clinrag.core.io import remove_own_output
     from clinrag.evaluation.pipeline import (
         baseline_strategy,
         resolve_strategies,
         run_evaluation,
     )
-    from clinrag.evaluation.runner import plan_arms
+    from clinrag.evaluation.runner import is_evaluation_output, plan_arms
     from clinrag.plugins.generators import generators
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -57,8 +57,8 @@ def evaluate(
         generators.get_class(g)  # unknown names fail here, listing the valid ones
     arms = plan_arms(resolve_strategies(strategies), gens, adapter, no_retrieval=no_retrieval,
                      baseline_strategy=baseline_strategy())
-    if overwrite and out.exists():
-        shutil.rmtree(out)
+    if overwrite:
+        remove_own_output(out, "evaluate", allowed=is_evaluation_output)
     opts = generator_options(model, None, None, max_new_tokens, option)
     metrics = run_evaluation(selected, arms, out, index=index, k=k, generator_options=opts, workers=workers,
                              max_scenario_words=max_scenario_words or None, n_resamples=resamples,

@@ -25,7 +25,7 @@ def _sources(corpus: list[str]) -> list[str | Path]:
 def build(
     corpus: list[str] = typer.Argument(..., help="Passages: .jsonl ({id, title, text, ...}), .txt, .md, folders, "
                                                  "saved HF dataset folders, or hf:NAME[:SPLIT]."),
-    out: Path = typer.Option(..., "--out", help="Index folder to write (replaced atomically)."),
+    out: Path = typer.Option(..., "--out", help="Index folder to write: absent, empty or an earlier index (replaced whole, atomically); never a folder of yours."),
     embedder: str = typer.Option(defaults.DEFAULT_EMBEDDER, "--embedder",
                                  help="sentence-transformers model name or path."),
     index: str = typer.Option(IndexType.flat.value, "--index", help="FAISS index: flat (exact), hnsw, ivf, ivfpq, "
@@ -139,11 +139,10 @@ def evaluate(
     retriever = IndexRetriever(folder)
     results = [evaluate_cases(retriever, c, chosen) for c in cases]
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        from clinrag.core.io import atomic_file_write
+
         payload = {"index": str(folder), "manifest": retriever.index.manifest, "results": results}
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-        tmp.replace(out)
+        atomic_file_write(out, json.dumps(payload, indent=2))
     typer.echo(markdown_table(results))
 
 

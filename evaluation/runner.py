@@ -27,6 +27,7 @@ from typing import Any
 from clinrag.core import defaults
 from clinrag.core.cases import Case
 from clinrag.core.errors import ClinragError
+from clinrag.core.io import claim_output_dir
 
 from .scoring import score_case
 
@@ -37,6 +38,13 @@ RECORDS, METRICS, RUN = "per_question.jsonl", "metrics.json", "run.json"
 _CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
 _CJK = re.compile(f"[{_CJK_RANGES}]")
 _UNITS = re.compile(f"[{_CJK_RANGES}]\\s*|[^\\s{_CJK_RANGES}]+\\s*")  # one CJK character, or one other word
+
+
+def is_evaluation_output(name: str) -> bool:
+    """Whether a file name in an evaluation folder is one ``clinrag evaluate`` writes (``--overwrite`` deletes
+    only such folders)."""
+    return name in (RECORDS, METRICS, RUN, "report.md") or name.endswith(".png") or name.startswith(f".{RECORDS}.") \
+        or name.startswith(f".{RUN}.") or name.startswith(f".{METRICS}.") or name.startswith(".report.md.")
 
 
 class EvaluationError(ClinragError):
@@ -265,7 +273,7 @@ def run_arms(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, *, age
     with a different configuration is refused, since its records would not be comparable.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(out, "evaluate", legacy=(RUN,))
     run_file, rec_file = out / RUN, out / RECORDS
     if run_file.exists():
         previous = json.loads(run_file.read_text(encoding="utf-8"))

@@ -49,5 +49,5 @@ def export_merged(base: str, adapter_dir: str | Path, out: str | Path) -> Path:
         if manifest.exists():
             (tmp / manifest.name).write_text(manifest.read_text(encoding="utf-8"), encoding="utf-8")
 
-    atomic_dir_write(Path(out), write)
+    atomic_dir_write(Path(out), write, kind="export")
     return Path(out)

@@ -248,5 +248,5 @@ def run_audit(data: Sequence[str | Path], out: str | Path, *, tokenizer: str = "
         (tmp / "terms.txt").write_text("\n".join(header + result["recommended"]) + "\n", encoding="utf-8")
         plot(result, tmp / "fragmentation.png")
 
-    atomic_dir_write(Path(out), write)
+    atomic_dir_write(Path(out), write, kind="vocab-audit", legacy=("audit.json", "terms.txt"))
     return result

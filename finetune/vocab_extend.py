@@ -321,7 +321,7 @@ def extend_vocabulary(model_spec: str | Path, terms: Sequence[str], out: str | P
                 raise RuntimeError(f"{fp.form!r} changed id after saving")
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
-    atomic_dir_write(Path(out), write)
+    atomic_dir_write(Path(out), write, kind="vocab-extend", legacy=(MANIFEST_NAME, "config.json"))
     return manifest
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from clinrag.core import __version__
 from clinrag.core.defaults import DEFAULT_EMBEDDER_ALIASES, RRF_K
 from clinrag.core.errors import ClinragError, IndexLoadError
-from clinrag.core.io import atomic_dir_write
+from clinrag.core.io import OUTPUT_MARKER, atomic_dir_write
 from clinrag.core.types import Hit, Passage
 
 from .ann import AnnSpec, IndexType, apply_search_params, build_faiss, search_parameters
@@ -271,11 +271,11 @@ class PassageIndex:
             if self.bm25 is not None:
                 (tmp / BM25_DIR).mkdir()
                 self.bm25.save(tmp / BM25_DIR)
-            files = sorted(p for p in tmp.rglob("*") if p.is_file())
+            files = sorted(p for p in tmp.rglob("*") if p.is_file() and p.name != OUTPUT_MARKER)
             manifest["files"] = {p.relative_to(tmp).as_posix(): _file_digest(p) for p in files}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
-        atomic_dir_write(out, write)
+        atomic_dir_write(out, write, kind="index", legacy=(MANIFEST,))
         self.manifest = manifest
         return out
 
