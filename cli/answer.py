@@ -60,7 +60,14 @@ def answer(
     agent = build_agent(index, strategy=strategy, generator=generator, k=k, strategy_options=strategy_options,
                         generator_options=gen_options, translator_model=translator_model, llm_budget=llm_budget,
                         retrieval_mode=retrieval_mode, answer_mode=amode)
+    from .interrupts import on_interrupt
+
+    printed: list[str] = []
+    on_interrupt(lambda: f"answered {len(printed)} of {len(selected)} cases (printed above"
+                         f"{': ' + ', '.join(printed[-3:]) if printed else ''}); the others were not answered — rerun "
+                         f"for them (--case-id ID answers one)")
     for response in agent.answer_all(selected):
+        printed.append(response.case_id)
         if out_format is OutputFormat.json:
             typer.echo(json.dumps(response.model_dump(), ensure_ascii=False))
         else:

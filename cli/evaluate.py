@@ -60,13 +60,21 @@ def evaluate(
     if overwrite:
         remove_own_output(out, "evaluate", allowed=is_evaluation_output)
     opts = generator_options(model, None, None, max_new_tokens, option)
+    from clinrag.evaluation.runner import count_done
+
+    from .interrupts import on_interrupt
+
+    total = len(arms) * len(selected)
+    on_interrupt(lambda: f"{count_done(out)} of {total} arm×case results are saved in {out}/per_question.jsonl; "
+                         f"metrics.json and report.md were not written — rerun the same command to resume")
     metrics = run_evaluation(selected, arms, out, index=index, k=k, generator_options=opts, workers=workers,
                              max_scenario_words=max_scenario_words or None, n_resamples=resamples,
                              translator_model=translator_model, llm_budget=llm_budget,
                              config={"cases": str(cases.resolve())},
                              command="clinrag evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
     run = metrics.pop("_run")
-    typer.echo(f"{len(arms)} arms × {len(selected)} cases: ran {run['ran']}, resumed {run['skipped']}, "
+    recomputed = f" (recomputed {run['recomputed']})" if run.get("recomputed") else ""
+    typer.echo(f"{len(arms)} arms × {len(selected)} cases: ran {run['ran']}{recomputed}, resumed {run['skipped']}, "
                f"failed {run['failed']} → {out}/metrics.json, report.md")
 
 

@@ -42,6 +42,11 @@ def finetune(
     cfg = load_config(config, overrides)
     from clinrag.finetune.sft import run_finetune
 
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"no model was saved; the checkpoints written so far are in {cfg.train.out}/checkpoints — "
+                         f"rerun the same command with --resume to continue from the last one")
+
     run_finetune(cfg, log=lambda m: typer.echo(m, err=True))
 
 
@@ -52,6 +57,10 @@ def export(
 ) -> None:
     """Merge an adapter into its base and save a standalone model (transformers / vLLM loadable)."""
     from clinrag.finetune.export import export_merged
+
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"{out} was not written (it is written whole, at the end); rerun the same command")
 
     path = export_merged(base, adapter, out)
     typer.echo(f"wrote {path}", err=True)
@@ -66,6 +75,10 @@ def augment(
 ) -> None:
     """Paraphrase scenarios and questions with an LLM, keeping numbers, units, drug names and keys intact."""
     from clinrag.finetune.augment import augment_file
+
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"{out} was not written (it is written whole, at the end); rerun the same command")
 
     stats = augment_file(cases, out, generator=generator, model=model, n=n,
                          log=lambda m: typer.echo(m, err=True))

@@ -25,7 +25,8 @@ def _sources(corpus: list[str]) -> list[str | Path]:
 def build(
     corpus: list[str] = typer.Argument(..., help="Passages: .jsonl ({id, title, text, ...}), .txt, .md, folders, "
                                                  "saved HF dataset folders, or hf:NAME[:SPLIT]."),
-    out: Path = typer.Option(..., "--out", help="Index folder to write: absent, empty or an earlier index (replaced whole, atomically); never a folder of yours."),
+    out: Path = typer.Option(..., "--out", help="Index folder to write: absent, empty or an earlier index "
+                             "(replaced whole, atomically); never a folder of yours."),
     embedder: str = typer.Option(defaults.DEFAULT_EMBEDDER, "--embedder",
                                  help="sentence-transformers model name or path."),
     index: str = typer.Option(IndexType.flat.value, "--index", help="FAISS index: flat (exact), hnsw, ivf, ivfpq, "
@@ -52,6 +53,9 @@ def build(
     from clinrag.retrieval.passages import load_passages
     from clinrag.retrieval.store import PassageIndex
 
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"{out} was not written (an index is written whole, at the end); rerun the same command")
     index_type = IndexType.parse(index, option="--index")
     precision_setting = Precision.parse(precision, option="--precision")
     spec = AnnSpec.of(index_type.value, M=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe)
@@ -78,6 +82,9 @@ def add(
     from clinrag.retrieval.passages import load_passages
     from clinrag.retrieval.store import PassageIndex
 
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"{folder} is unchanged (it is rewritten whole, at the end); rerun the same command")
     idx = PassageIndex.load(folder)
     cfg = idx.embedder_config
     emb = SentenceTransformerEmbedder(cfg["name"], device=device, batch_size=batch_size,

@@ -42,6 +42,9 @@ def audit_cmd(
     """Mine terms from cases, measure fragmentation, recommend additions (writes terms.txt)."""
     from clinrag.finetune.vocab_audit import AuditThresholds, run_audit
 
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"{out} was not written (it is written whole, at the end); rerun the same command")
     th = AuditThresholds(min_count=min_count, min_contexts=min_contexts, min_pieces=min_pieces,
                          max_chars_per_piece=max_chars_per_piece, min_rows=min_rows)
     result = run_audit(data, out, tokenizer=tokenizer, glossary=glossary, thresholds=th,
@@ -66,6 +69,9 @@ def extend_cmd(
     from clinrag.core.models.embeddings import INIT_METHODS
     from clinrag.finetune.vocab_extend import extend_vocabulary, read_terms
 
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"{out} was not written (it is written whole, at the end); rerun the same command")
     if init not in INIT_METHODS:
         raise ClinragError(f"--init: unknown {init!r} (valid: {', '.join(INIT_METHODS)})")
     manifest = extend_vocabulary(model, read_terms(terms), out, init=init, tokenizer_spec=tokenizer)
