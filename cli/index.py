@@ -118,6 +118,10 @@ def search(
     from clinrag.core.types import Query
     from clinrag.retrieval.retriever import IndexRetriever
 
+    from clinrag.core.errors import ClinragError
+
+    if not query.strip():
+        raise ClinragError("QUERY is empty; give the text to search for")
     retrieval_mode = RetrievalMode.parse(mode, option="--mode")
     retriever = IndexRetriever(folder, mode=retrieval_mode, filters=parse_filters(filters))
     hits = retriever.retrieve([Query(query)], k)[0]

@@ -12,7 +12,9 @@ and field; no row is ever dropped silently.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -27,6 +29,7 @@ from pydantic import (
 )
 
 from .errors import CaseError
+from .io import read_text, text_lines
 
 PER_QUESTION_FIELDS = ("answers", "evidence", "options", "answer_key", "answer_tolerance")
 
@@ -130,6 +133,8 @@ class Case(BaseModel):
             for item in v:
                 if isinstance(item, (list, tuple)) and len(item) == 2:
                     lo, hi = (float(x) for x in item)
+                    if not (math.isfinite(lo) and math.isfinite(hi)):
+                        raise ValueError(f"bounds must be finite numbers (got {item[0]!r}, {item[1]!r})")
                     if lo > hi:
                         raise ValueError(f"low bound {lo} is above high bound {hi}")
                     out.append((lo, hi))
@@ -203,15 +208,16 @@ def _check_unique(cases: Sequence[Case], positions: Sequence[int], source: str, 
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            try:
-                yield lineno, json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise CaseError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=str(path),
-                                line=lineno) from None
+    for lineno, text in enumerate(text_lines(path), start=1):
+        if not text.strip():
+            continue
+        try:
+            yield lineno, json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CaseError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=str(path),
+                            line=lineno) from None
+        except RecursionError:
+            raise CaseError("JSON nested too deeply", source=str(path), line=lineno) from None
 
 
 def _csv_value(name: str, value: str) -> Any:
@@ -248,6 +254,8 @@ def load_cases(source: str | Path | Any, *, fmt: str | None = None) -> list[Case
     path = Path(source)
     if not path.exists():
         raise CaseError("file not found", source=str(path))
+    if path.is_dir():
+        raise CaseError("is a folder; expected a case file (.jsonl, .json or .csv)", source=str(path))
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     cases: list[Case] = []
     positions: list[int] = []
@@ -258,10 +266,12 @@ def load_cases(source: str | Path | Any, *, fmt: str | None = None) -> list[Case
             positions.append(lineno)
     elif fmt == "json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_text(path))
         except json.JSONDecodeError as exc:
             raise CaseError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=str(path),
                             line=exc.lineno) from None
+        except RecursionError:
+            raise CaseError("JSON nested too deeply", source=str(path)) from None
         rows = data if isinstance(data, list) else [data]
         kind = "item"
         for i, raw in enumerate(rows, start=1):
@@ -269,7 +279,7 @@ def load_cases(source: str | Path | Any, *, fmt: str | None = None) -> list[Case
             positions.append(i)
     elif fmt == "csv":
         kind = "row"
-        with path.open(encoding="utf-8", newline="") as fh:
+        with io.StringIO(read_text(path), newline="") as fh:  # a BOM-headed CSV: the BOM is not in the header
             reader = csv.DictReader(fh)
             for i, row in enumerate(reader, start=1):
                 raw: dict[str, Any] = {}

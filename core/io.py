@@ -1,4 +1,6 @@
-"""File output shared by every command: folders are written whole or not at all, and never over what the user owns.
+"""File input and output shared by every command. Input text is UTF-8 (a UTF-8/16/32 byte-order mark is honoured);
+anything else is one error naming the file and line. Output folders are written whole or not at all, and never over
+what the user owns.
 
 A command writes a folder only when it is absent, empty, or one the same kind of command wrote before — recognised
 by the marker file :data:`OUTPUT_MARKER` that every written folder carries (or, for folders written before markers
@@ -9,6 +11,7 @@ the next run of the same command, once their process is gone.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
@@ -25,6 +28,50 @@ OUTPUT_MARKER = ".clinrag-output.json"
 
 class OutputError(ClinragError):
     """An output path cannot be written: it holds the user's files, is a file, is unwritable, …"""
+
+
+# Longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+class InputError(ClinragError, ValueError):
+    """An input file cannot be read as text (encoding, permissions, a folder where a file was expected)."""
+
+
+def decode_text(data: bytes, source: str | Path) -> str:
+    """``data`` as text: UTF-8, or the encoding its byte-order mark names (the mark is dropped). Anything else —
+    Latin-1, UTF-16 without a mark — is one :class:`InputError` naming the file and line."""
+    encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        unit = {"utf-16": b"\n\x00", "utf-32": b"\n\x00\x00\x00"}.get(encoding, b"\n")
+        line = data[:exc.start].count(unit) + 1
+        label = "UTF-8" if encoding.startswith("utf-8") else encoding.upper()
+        raise InputError(f"{source}: line {line}: not valid {label} text (byte {data[exc.start]:#04x}); save the "
+                         f"file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)") from None
+
+
+def read_text(path: str | Path) -> str:
+    """A whole input file as text (see :func:`decode_text`); unreadable files are one line."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder; expected a file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({_os_reason(exc)})") from None
+    return decode_text(data, path)
+
+
+def text_lines(path: str | Path) -> list[str]:
+    """The lines of an input file (split on newlines only: JSON strings may hold U+2028 and friends)."""
+    text = read_text(path)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def cache_dir() -> Path:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from clinrag.core.errors import ClinragError
+from clinrag.core.io import text_lines
 from clinrag.core.models.manifest import MANIFEST_NAME
 
 MANIFEST_FORMAT = 1
@@ -74,7 +75,7 @@ def read_terms(path: str | Path) -> list[str]:
         raise TermError(f"{path}: no such terms file")
     terms: list[str] = []
     seen: dict[str, int] = {}
-    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, raw in enumerate(text_lines(path), start=1):
         term = raw.strip()
         if not term or term.startswith("#"):
             continue

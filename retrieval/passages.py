@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from clinrag.core.errors import ClinragError
+from clinrag.core.io import read_text, text_lines
 from clinrag.core.types import Passage
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -30,6 +31,9 @@ def _record(raw: Any, where: str) -> Passage:
     pid, text = raw.pop("id", None), raw.pop("text", None)
     if pid is None or (isinstance(pid, str) and not pid.strip()):
         raise PassageError(f"{where}: field 'id': required and non-empty")
+    if isinstance(pid, bool) or not isinstance(pid, (str, int)):
+        # str() of a list or object would make an id no citation or gold evidence can ever match
+        raise PassageError(f"{where}: field 'id': must be a string or an integer, got {type(pid).__name__}")
     if not isinstance(text, str) or not text.strip():
         raise PassageError(f"{where}: field 'text': passage {pid!r} has no text")
     title = raw.pop("title", "") or ""
@@ -37,20 +41,21 @@ def _record(raw: Any, where: str) -> Passage:
 
 
 def _jsonl(path: Path) -> Iterator[tuple[Passage, str]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}: line {lineno}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PassageError(f"{where}: invalid JSON: {exc.msg}") from None
-            yield _record(raw, where), where
+    for lineno, line in enumerate(text_lines(path), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}: line {lineno}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise PassageError(f"{where}: invalid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise PassageError(f"{where}: JSON nested too deeply") from None
+        yield _record(raw, where), where
 
 
 def _text_file(path: Path, root: Path | None) -> tuple[Passage, str]:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     if not text.strip():
         raise PassageError(f"{path}: file is empty")
     rel = path.relative_to(root).as_posix() if root else path.name

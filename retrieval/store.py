@@ -39,6 +39,7 @@ FORMAT = "clinrag-index"
 FORMAT_VERSION = 2
 MANIFEST, PASSAGES, DENSE, BM25_DIR = "manifest.json", "passages.jsonl", "dense.faiss", "bm25"
 EMBED_FIELDS = "title+text"
+REQUIRED_KEYS = ("embedder", "dimension", "embedder_config", "index_params", "passages", "checksum")
 
 
 
@@ -290,14 +291,17 @@ class PassageIndex:
             raise IndexLoadError(f"{folder}: not a clinrag index (no {MANIFEST})")
         try:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise IndexLoadError(f"{mpath}: corrupted manifest: {exc}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise IndexLoadError(f"{mpath}: corrupted manifest: {str(exc)[:100] or type(exc).__name__}") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             got = manifest.get("format") if isinstance(manifest, dict) else None
             raise IndexLoadError(f"{folder}: not a clinrag index (format {got!r})")
         if manifest.get("format_version") != FORMAT_VERSION:
             raise IndexLoadError(f"{folder}: index format version {manifest.get('format_version')} cannot be read "
                                  f"by clinrag {__version__} (reads version {FORMAT_VERSION}); rebuild the index")
+        missing = [k for k in REQUIRED_KEYS if k not in manifest]
+        if missing:
+            raise IndexLoadError(f"{mpath}: corrupted manifest: missing {', '.join(missing)}; rebuild the index")
         return manifest
 
     @classmethod
