@@ -10,7 +10,7 @@ import typer
 from clinrag.core import defaults
 from clinrag.core.choices import Choice
 
-from .options import generator_options, parse_key_values
+from .options import BAD_ROWS_HELP, generator_options, parse_key_values, report_line
 
 
 class OutputFormat(Choice):
@@ -41,6 +41,7 @@ def answer(
     translator_model: str = typer.Option(None, "--translator-model", help="LLM for query translation, if it "
                                          "should differ from the answering generator's (hub id, folder, .gguf)."),
     llm_budget: int = typer.Option(None, "--llm-budget", min=0, help="Max LLM calls query translation may spend per case."),
+    on_bad_rows: str = typer.Option("error", "--on-bad-rows", help=BAD_ROWS_HELP),
     answer_mode: str = typer.Option(defaults.ANSWER_MODE, "--answer-mode",
                                     help="per_question (translate, retrieve, answer each) or single_pass (whole "
                                          "case in one LLM call, no retrieval)."),
@@ -48,6 +49,7 @@ def answer(
     """Answer clinical cases: a summary plus one answer per question, each with its sources."""
     from clinrag.agent.context import AnswerMode
     from clinrag.agent.run import build_agent
+    from clinrag.core.badrows import BadRows
     from clinrag.core.cases import load_cases, select_case
     from clinrag.retrieval.options import RetrievalMode
 
@@ -56,7 +58,8 @@ def answer(
     amode = AnswerMode.parse(answer_mode, option="--answer-mode")
     strategy_options = parse_key_values(strategy_option, "--strategy-option")
     gen_options = generator_options(model, adapter, base_url, max_new_tokens, option)
-    selected = select_case(load_cases(cases), case_id)[:limit]
+    bad_rows = BadRows.of(on_bad_rows, report=report_line)
+    selected = select_case(load_cases(cases, bad_rows=bad_rows), case_id)[:limit]
     agent = build_agent(index, strategy=strategy, generator=generator, k=k, strategy_options=strategy_options,
                         generator_options=gen_options, translator_model=translator_model, llm_budget=llm_budget,
                         retrieval_mode=retrieval_mode, answer_mode=amode)
@@ -72,6 +75,8 @@ def answer(
             typer.echo(json.dumps(response.model_dump(), ensure_ascii=False))
         else:
             typer.echo(response.to_markdown())
+    if bad_rows.summary():
+        report_line(f"{bad_rows.summary()}: {cases}")
 
 
 def graph(out: Path = typer.Option(None, "--out", help="Write a PNG (.png) or Mermaid text (.mmd/.md); "

@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 from clinrag.core import defaults
 
+from .options import BAD_ROWS_HELP, report_line
+
 
 def evaluate(
     cases: Path = typer.Argument(..., help="Case file (.jsonl, .json or .csv) with reference fields."),
@@ -34,12 +36,14 @@ def evaluate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete --out first instead of resuming into it."),
     resamples: int = typer.Option(defaults.BOOTSTRAP_RESAMPLES, "--bootstrap-resamples", min=100,
                                   help="Paired bootstrap resamples."),
+    on_bad_rows: str = typer.Option("error", "--on-bad-rows", help=BAD_ROWS_HELP),
 ) -> None:
     """Evaluate strategies (and generators / an adapter) side by side: metrics.json, per_question.jsonl,
     report.md and charts in --out."""
     import logging
 
     from clinrag.cli.options import generator_options
+    from clinrag.core.badrows import BadRows
     from clinrag.core.cases import load_cases
     from clinrag.core.io import remove_own_output
     from clinrag.evaluation.pipeline import (
@@ -51,7 +55,8 @@ def evaluate(
     from clinrag.plugins.generators import generators
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    selected = load_cases(cases)[:limit]
+    bad_rows = BadRows.of(on_bad_rows, report=report_line)
+    selected = load_cases(cases, bad_rows=bad_rows)[:limit]
     gens = [g.strip() for g in generator.split(",") if g.strip()]
     for g in gens:
         generators.get_class(g)  # unknown names fail here, listing the valid ones
@@ -76,6 +81,8 @@ def evaluate(
     recomputed = f" (recomputed {run['recomputed']})" if run.get("recomputed") else ""
     typer.echo(f"{len(arms)} arms × {len(selected)} cases: ran {run['ran']}{recomputed}, resumed {run['skipped']}, "
                f"failed {run['failed']} → {out}/metrics.json, report.md")
+    if bad_rows.summary():
+        report_line(f"{bad_rows.summary()}: {cases}")
 
 
 def subset_index(

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from .options import BAD_ROWS_HELP
+
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
@@ -27,6 +29,7 @@ def finetune(
     vocab_manifest: Path | None = typer.Option(None, "--vocab-manifest", help="added_tokens_manifest.json."),
     index: Path | None = typer.Option(None, "--index", help="Index folder for RAFT-style passages."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in <out>/checkpoints."),
+    on_bad_rows: str | None = typer.Option(None, "--on-bad-rows", help=BAD_ROWS_HELP + " (config: data.on_bad_rows)"),
 ) -> None:
     """Fine-tune (QLoRA/LoRA/full SFT) on cases; extra --section.key value pairs override the config."""
     from clinrag.finetune.config import load_config, parse_overrides
@@ -34,7 +37,7 @@ def finetune(
     overrides = parse_overrides(list(ctx.args))
     for key, value in (("preset", preset), ("model", model), ("data", data), ("eval_data", eval_data),
                        ("mode", mode), ("max_steps", max_steps), ("epochs", epochs), ("out", out),
-                       ("vocab_manifest", vocab_manifest), ("index", index)):
+                       ("vocab_manifest", vocab_manifest), ("index", index), ("on_bad_rows", on_bad_rows)):
         if value is not None:
             overrides[key] = str(value)
     if resume:

@@ -12,7 +12,7 @@ import typer
 from clinrag.core import defaults
 from clinrag.retrieval.options import IndexType, Precision, RetrievalMode
 
-from .options import parse_filters
+from .options import BAD_ROWS_HELP, parse_filters, report_line
 
 index_app = typer.Typer(no_args_is_help=True, help="Build and inspect passage indexes.")
 
@@ -45,8 +45,10 @@ def build(
     ef_search: int = typer.Option(None, "--ef-search", min=1, help="HNSW efSearch (default 128)."),
     nlist: int = typer.Option(None, "--nlist", min=1, help="IVF cells (default 4·√n)."),
     nprobe: int = typer.Option(None, "--nprobe", min=1, help="IVF cells probed per query (default 16)."),
+    on_bad_rows: str = typer.Option("error", "--on-bad-rows", help=BAD_ROWS_HELP),
 ) -> None:
     """Chunk, embed and index passages; saves FAISS + BM25 + passages + manifest in one folder."""
+    from clinrag.core.badrows import BadRows
     from clinrag.retrieval.ann import AnnSpec
     from clinrag.retrieval.chunking import ChunkSpec
     from clinrag.retrieval.embedder import SentenceTransformerEmbedder
@@ -60,7 +62,8 @@ def build(
     precision_setting = Precision.parse(precision, option="--precision")
     spec = AnnSpec.of(index_type.value, M=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe)
     chunking = ChunkSpec(chunk_tokens, overlap)
-    passages = load_passages(_sources(corpus))
+    bad_rows = BadRows.of(on_bad_rows, report=report_line)
+    passages = load_passages(_sources(corpus), bad_rows)
     emb = SentenceTransformerEmbedder(embedder, device=device, batch_size=batch_size, query_prefix=query_prefix,
                                       passage_prefix=passage_prefix, precision=precision_setting)
     typer.echo(f"embedding {len(passages)} documents with {embedder} ({emb.precision.value}) …", err=True)
@@ -68,6 +71,8 @@ def build(
     built.save(out)
     typer.echo(f"wrote {out} ({len(built)} passages, dim {built.dimension}, {built.ann.type.value}"
                f"{', bm25' if bm25 else ''})", err=True)
+    if bad_rows.summary():
+        report_line(bad_rows.summary())
 
 
 @index_app.command("add")
