@@ -17,7 +17,7 @@ from .errors import ClinragError
 log = logging.getLogger("clinrag")
 
 
-class OnBadRows(Choice):
+class BadRowAction(Choice):
     error = "error"
     skip = "skip"
 
@@ -26,17 +26,17 @@ class OnBadRows(Choice):
 class BadRows:
     """The policy one command applies to every file it reads, and the rows it skipped."""
 
-    mode: OnBadRows = OnBadRows.error
+    mode: BadRowAction = BadRowAction.error
     report: Callable[[str], None] | None = None
     skipped: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, mode: str | OnBadRows | None, report: Callable[[str], None] | None = None) -> BadRows:
-        return cls(OnBadRows.parse(mode or OnBadRows.error, option="--on-bad-rows"), report)
+    def of(cls, mode: str | BadRowAction | None, report: Callable[[str], None] | None = None) -> BadRows:
+        return cls(BadRowAction.parse(mode or BadRowAction.error, option="--on-bad-rows"), report)
 
     def handle(self, error: ClinragError) -> None:
         """Raise ``error`` (mode ``error``), or record and report it as a skipped row (mode ``skip``)."""
-        if self.mode is OnBadRows.error:
+        if self.mode is BadRowAction.error:
             raise error
         self.skipped.append(str(error))
         message = f"skipped bad row: {error}"
