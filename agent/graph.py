@@ -22,6 +22,7 @@ from clinrag.core.errors import ClinragError, PluginContractError
 from clinrag.core.prompts import parse_whole_case, whole_case_messages
 from clinrag.core.types import Generation, Query, SubQuestion, Usage
 from clinrag.plugins.generators.base import AnswerRequest, check_generations
+from clinrag.plugins.generators.llm import strip_unknown_citations
 from clinrag.plugins.strategies.base import LLMBudget, check_translation
 from clinrag.retrieval.fusion import retrieve_fused
 from langgraph.graph import END, START, StateGraph
@@ -101,25 +102,31 @@ def _sources(hits: list[Any], cited: list[str]) -> list[Source]:
 
 def compose(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx, case = runtime.context, state["case"]
-    answers = []
+    answers, unshown = [], []  # citations of passages the model was never shown are removed from the text
     for i, question in enumerate(case.questions):
         subs = [sq for sq in state["sub_questions"] if sq.question_index == i]
         sub_answers, sources, texts = [], {}, []
         for sq in subs:
             gen, hits = state["sub_answers"][sq.id], state["retrieved"].get(sq.id, [])
             srcs = _sources(hits, gen.cited_ids)
-            sub_answers.append(SubAnswer(id=sq.id, text=sq.text, answer=gen.text.strip(), sources=srcs,
+            text, removed = strip_unknown_citations(gen.text.strip(), (h.id for h in hits))
+            unshown += [f"[{r}] (question {i + 1})" for r in removed]
+            sub_answers.append(SubAnswer(id=sq.id, text=sq.text, answer=text, sources=srcs,
                                          retrieved=[_retrieved(h) for h in hits]))
-            texts.append(gen.text.strip())
+            texts.append(text)
             for s in srcs:
                 sources.setdefault(s.id, s)
         answers.append(QuestionAnswer(index=i + 1, question=question, answer="\n\n".join(texts),
                                       sources=list(sources.values()), sub_questions=sub_answers))
+    summary, removed = strip_unknown_citations(state["summary_generation"].text.strip(), ())  # the summary is shown none
+    unshown += [f"[{r}] (summary)" for r in removed]
+    notes = list(dict.fromkeys(state.get("step_notes", [])))
+    if unshown:
+        notes.append(f"removed citations of passages that were not retrieved for it: {', '.join(unshown)}")
     total = sum(state.get("step_usage", []), Usage())
     strategy = ctx.strategy.name if ctx.answer_mode is AnswerMode.per_question else "single_pass"
     response = CaseResponse(case_id=case.id, strategy=strategy, generator=ctx.generator.name,
-                            summary=state["summary_generation"].text.strip(), answers=answers,
-                            notes=list(dict.fromkeys(state.get("step_notes", []))),
+                            summary=summary, answers=answers, notes=notes,
                             usage=UsageReport(**total.as_dict()))
     return {"response": response}
 

@@ -40,25 +40,53 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors print one clear line (exit 2) instead of a traceback."""
-    try:
-        app(args=argv, standalone_mode=False)
-    except ClinragError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        return 2
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        return 130
-    except Exception as exc:
-        # Usage errors (bad option values, missing arguments). Matched by class name because typer vendors its
-        # own copy of click, whose ClickException is not click.ClickException.
-        if any(c.__name__ == "ClickException" for c in type(exc).__mro__):
-            exc.show()
+    """Entry point: user errors print one clear line (exit 2) instead of a traceback; Ctrl-C / SIGTERM print what
+    was completed and how to resume (exit 130 / 143)."""
+    from . import interrupts
+
+    quiet_third_party_noise()
+    with interrupts.handling():
+        try:
+            code = app(args=argv, standalone_mode=False)
+        except ClinragError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            return 2
+        except typer.Exit as exc:
             return exc.exit_code
-        raise
-    return 0
+        except (typer.Abort, KeyboardInterrupt):
+            code = interrupts.EXIT_SIGINT
+        except RecursionError:  # deeply nested input (JSON, YAML) that a parser met before our checks did
+            typer.secho("error: input is nested too deeply to read (a JSON or YAML value nested thousands of "
+                        "levels); fix the file", fg=typer.colors.RED, err=True)
+            return 2
+        except Exception as exc:
+            # Usage errors (bad option values, missing arguments). Matched by class name because typer vendors its
+            # own copy of click, whose ClickException is not click.ClickException.
+            if any(c.__name__ == "ClickException" for c in type(exc).__mro__):
+                exc.show()
+                return exc.exit_code
+            raise
+        # typer turns a KeyboardInterrupt inside a command into exit code 130 (returned, not raised)
+        if code == interrupts.EXIT_SIGINT:
+            typer.secho(interrupts.message(), fg=typer.colors.YELLOW, err=True)
+            return interrupts.exit_code()
+        return code if isinstance(code, int) else 0
+
+
+def quiet_third_party_noise() -> None:
+    """Silence third-party lines that say nothing a user can act on (by logger and message, never globally):
+    bitsandbytes logs "Failed to load CPU gemm_4bit_forward" when torch imports it on a machine without its CPU
+    kernels, before any output of ours."""
+    import logging
+
+    class _Drop(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "gemm_4bit_forward" not in record.getMessage()
+
+    for name in ("bitsandbytes", "bitsandbytes.cextension", "bitsandbytes.backends.cpu.ops"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Drop) for f in logger.filters):
+            logger.addFilter(_Drop())
 
 
 if __name__ == "__main__":

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from clinrag.core import defaults
 from clinrag.core.choices import Choice
 
-from .options import generator_options, parse_key_values
+from .options import BAD_ROWS_HELP, generator_options, parse_key_values, report_line
 
 
 class OutputFormat(Choice):
@@ -40,6 +41,7 @@ def answer(
     translator_model: str = typer.Option(None, "--translator-model", help="LLM for query translation, if it "
                                          "should differ from the answering generator's (hub id, folder, .gguf)."),
     llm_budget: int = typer.Option(None, "--llm-budget", min=0, help="Max LLM calls query translation may spend per case."),
+    on_bad_rows: str = typer.Option("error", "--on-bad-rows", help=BAD_ROWS_HELP),
     answer_mode: str = typer.Option(defaults.ANSWER_MODE, "--answer-mode",
                                     help="per_question (translate, retrieve, answer each) or single_pass (whole "
                                          "case in one LLM call, no retrieval)."),
@@ -47,6 +49,7 @@ def answer(
     """Answer clinical cases: a summary plus one answer per question, each with its sources."""
     from clinrag.agent.context import AnswerMode
     from clinrag.agent.run import build_agent
+    from clinrag.core.badrows import BadRows
     from clinrag.core.cases import load_cases, select_case
     from clinrag.retrieval.options import RetrievalMode
 
@@ -55,15 +58,25 @@ def answer(
     amode = AnswerMode.parse(answer_mode, option="--answer-mode")
     strategy_options = parse_key_values(strategy_option, "--strategy-option")
     gen_options = generator_options(model, adapter, base_url, max_new_tokens, option)
-    selected = select_case(load_cases(cases), case_id)[:limit]
+    bad_rows = BadRows.of(on_bad_rows, report=report_line)
+    selected = select_case(load_cases(cases, bad_rows=bad_rows), case_id)[:limit]
     agent = build_agent(index, strategy=strategy, generator=generator, k=k, strategy_options=strategy_options,
                         generator_options=gen_options, translator_model=translator_model, llm_budget=llm_budget,
                         retrieval_mode=retrieval_mode, answer_mode=amode)
+    from .interrupts import on_interrupt
+
+    printed: list[str] = []
+    on_interrupt(lambda: f"answered {len(printed)} of {len(selected)} cases (printed above"
+                         f"{': ' + ', '.join(printed[-3:]) if printed else ''}); the others were not answered — rerun "
+                         f"for them (--case-id ID answers one)")
     for response in agent.answer_all(selected):
+        printed.append(response.case_id)
         if out_format is OutputFormat.json:
             typer.echo(json.dumps(response.model_dump(), ensure_ascii=False))
         else:
             typer.echo(response.to_markdown())
+    if bad_rows.summary():
+        report_line(f"{bad_rows.summary()}: {cases}")
 
 
 def graph(out: Path = typer.Option(None, "--out", help="Write a PNG (.png) or Mermaid text (.mmd/.md); "
@@ -71,13 +84,43 @@ def graph(out: Path = typer.Option(None, "--out", help="Write a PNG (.png) or Me
     """Draw the agent graph."""
     from clinrag.agent.graph import build_graph
 
+    from clinrag.core.io import atomic_file_write
+
     drawable = build_graph().get_graph()
     if out is not None and out.suffix == ".png":
-        out.write_bytes(drawable.draw_mermaid_png())
+        atomic_file_write(out, _render_png(drawable, out))
     elif out is not None:
-        out.write_text(drawable.draw_mermaid(), encoding="utf-8")
+        atomic_file_write(out, drawable.draw_mermaid())
     else:
         typer.echo(drawable.draw_mermaid())
+
+
+def _render_png(drawable: Any, out: Path) -> bytes:
+    """The graph as PNG: with mermaid-cli (``mmdc``) when installed, else the mermaid.ink web service once;
+    offline, one line saying how to get the PNG."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from clinrag.core.errors import ClinragError
+
+    text = drawable.draw_mermaid()
+    mmdc = shutil.which("mmdc")
+    if mmdc:
+        with tempfile.TemporaryDirectory() as tmp:
+            src, png = Path(tmp) / "graph.mmd", Path(tmp) / "graph.png"
+            src.write_text(text, encoding="utf-8")
+            done = subprocess.run([mmdc, "-i", str(src), "-o", str(png)], capture_output=True, text=True)
+            if done.returncode == 0 and png.exists():
+                return png.read_bytes()
+    try:
+        return drawable.draw_mermaid_png(max_retries=1)
+    except Exception as exc:  # langchain's web renderer raises many kinds (no network, HTTP errors, timeouts)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise ClinragError(f"--out {out}: cannot render a PNG here (no local mermaid-cli `mmdc`, and the "
+                           f"mermaid.ink web renderer failed: {reason}); write Mermaid text with --out "
+                           f"{out.with_suffix('.mmd')} and render it with `mmdc -i {out.with_suffix('.mmd')} -o "
+                           f"{out}` or at https://mermaid.live") from None
 
 
 def register(app: typer.Typer) -> None:

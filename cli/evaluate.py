@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 from clinrag.core import defaults
 
+from .options import BAD_ROWS_HELP, report_line
+
 
 def evaluate(
     cases: Path = typer.Argument(..., help="Case file (.jsonl, .json or .csv) with reference fields."),
@@ -34,40 +36,53 @@ def evaluate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete --out first instead of resuming into it."),
     resamples: int = typer.Option(defaults.BOOTSTRAP_RESAMPLES, "--bootstrap-resamples", min=100,
                                   help="Paired bootstrap resamples."),
+    on_bad_rows: str = typer.Option("error", "--on-bad-rows", help=BAD_ROWS_HELP),
 ) -> None:
     """Evaluate strategies (and generators / an adapter) side by side: metrics.json, per_question.jsonl,
     report.md and charts in --out."""
     import logging
-    import shutil
 
     from clinrag.cli.options import generator_options
+    from clinrag.core.badrows import BadRows
     from clinrag.core.cases import load_cases
+    from clinrag.core.io import remove_own_output
     from clinrag.evaluation.pipeline import (
         baseline_strategy,
         resolve_strategies,
         run_evaluation,
     )
-    from clinrag.evaluation.runner import plan_arms
+    from clinrag.evaluation.runner import is_evaluation_output, plan_arms
     from clinrag.plugins.generators import generators
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    selected = load_cases(cases)[:limit]
+    bad_rows = BadRows.of(on_bad_rows, report=report_line)
+    selected = load_cases(cases, bad_rows=bad_rows)[:limit]
     gens = [g.strip() for g in generator.split(",") if g.strip()]
     for g in gens:
         generators.get_class(g)  # unknown names fail here, listing the valid ones
     arms = plan_arms(resolve_strategies(strategies), gens, adapter, no_retrieval=no_retrieval,
                      baseline_strategy=baseline_strategy())
-    if overwrite and out.exists():
-        shutil.rmtree(out)
+    if overwrite:
+        remove_own_output(out, "evaluate", allowed=is_evaluation_output)
     opts = generator_options(model, None, None, max_new_tokens, option)
+    from clinrag.evaluation.runner import count_done
+
+    from .interrupts import on_interrupt
+
+    total = len(arms) * len(selected)
+    on_interrupt(lambda: f"{count_done(out)} of {total} arm×case results are saved in {out}/per_question.jsonl; "
+                         f"metrics.json and report.md were not written — rerun the same command to resume")
     metrics = run_evaluation(selected, arms, out, index=index, k=k, generator_options=opts, workers=workers,
                              max_scenario_words=max_scenario_words or None, n_resamples=resamples,
                              translator_model=translator_model, llm_budget=llm_budget,
                              config={"cases": str(cases.resolve())},
                              command="clinrag evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:]))
     run = metrics.pop("_run")
-    typer.echo(f"{len(arms)} arms × {len(selected)} cases: ran {run['ran']}, resumed {run['skipped']}, "
+    recomputed = f" (recomputed {run['recomputed']})" if run.get("recomputed") else ""
+    typer.echo(f"{len(arms)} arms × {len(selected)} cases: ran {run['ran']}{recomputed}, resumed {run['skipped']}, "
                f"failed {run['failed']} → {out}/metrics.json, report.md")
+    if bad_rows.summary():
+        report_line(f"{bad_rows.summary()}: {cases}")
 
 
 def subset_index(

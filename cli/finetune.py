@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from .options import BAD_ROWS_HELP
+
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
@@ -27,6 +29,7 @@ def finetune(
     vocab_manifest: Path | None = typer.Option(None, "--vocab-manifest", help="added_tokens_manifest.json."),
     index: Path | None = typer.Option(None, "--index", help="Index folder for RAFT-style passages."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in <out>/checkpoints."),
+    on_bad_rows: str | None = typer.Option(None, "--on-bad-rows", help=BAD_ROWS_HELP + " (config: data.on_bad_rows)"),
 ) -> None:
     """Fine-tune (QLoRA/LoRA/full SFT) on cases; extra --section.key value pairs override the config."""
     from clinrag.finetune.config import load_config, parse_overrides
@@ -34,13 +37,18 @@ def finetune(
     overrides = parse_overrides(list(ctx.args))
     for key, value in (("preset", preset), ("model", model), ("data", data), ("eval_data", eval_data),
                        ("mode", mode), ("max_steps", max_steps), ("epochs", epochs), ("out", out),
-                       ("vocab_manifest", vocab_manifest), ("index", index)):
+                       ("vocab_manifest", vocab_manifest), ("index", index), ("on_bad_rows", on_bad_rows)):
         if value is not None:
             overrides[key] = str(value)
     if resume:
         overrides["resume"] = True
     cfg = load_config(config, overrides)
     from clinrag.finetune.sft import run_finetune
+
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"no model was saved; the checkpoints written so far are in {cfg.train.out}/checkpoints — "
+                         f"rerun the same command with --resume to continue from the last one")
 
     run_finetune(cfg, log=lambda m: typer.echo(m, err=True))
 
@@ -52,6 +60,10 @@ def export(
 ) -> None:
     """Merge an adapter into its base and save a standalone model (transformers / vLLM loadable)."""
     from clinrag.finetune.export import export_merged
+
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"{out} was not written (it is written whole, at the end); rerun the same command")
 
     path = export_merged(base, adapter, out)
     typer.echo(f"wrote {path}", err=True)
@@ -66,6 +78,10 @@ def augment(
 ) -> None:
     """Paraphrase scenarios and questions with an LLM, keeping numbers, units, drug names and keys intact."""
     from clinrag.finetune.augment import augment_file
+
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"{out} was not written (it is written whole, at the end); rerun the same command")
 
     stats = augment_file(cases, out, generator=generator, model=model, n=n,
                          log=lambda m: typer.echo(m, err=True))

@@ -12,7 +12,7 @@ import typer
 from clinrag.core import defaults
 from clinrag.retrieval.options import IndexType, Precision, RetrievalMode
 
-from .options import parse_filters
+from .options import BAD_ROWS_HELP, parse_filters, report_line
 
 index_app = typer.Typer(no_args_is_help=True, help="Build and inspect passage indexes.")
 
@@ -25,7 +25,8 @@ def _sources(corpus: list[str]) -> list[str | Path]:
 def build(
     corpus: list[str] = typer.Argument(..., help="Passages: .jsonl ({id, title, text, ...}), .txt, .md, folders, "
                                                  "saved HF dataset folders, or hf:NAME[:SPLIT]."),
-    out: Path = typer.Option(..., "--out", help="Index folder to write (replaced atomically)."),
+    out: Path = typer.Option(..., "--out", help="Index folder to write: absent, empty or an earlier index "
+                             "(replaced whole, atomically); never a folder of yours."),
     embedder: str = typer.Option(defaults.DEFAULT_EMBEDDER, "--embedder",
                                  help="sentence-transformers model name or path."),
     index: str = typer.Option(IndexType.flat.value, "--index", help="FAISS index: flat (exact), hnsw, ivf, ivfpq, "
@@ -44,19 +45,25 @@ def build(
     ef_search: int = typer.Option(None, "--ef-search", min=1, help="HNSW efSearch (default 128)."),
     nlist: int = typer.Option(None, "--nlist", min=1, help="IVF cells (default 4·√n)."),
     nprobe: int = typer.Option(None, "--nprobe", min=1, help="IVF cells probed per query (default 16)."),
+    on_bad_rows: str = typer.Option("error", "--on-bad-rows", help=BAD_ROWS_HELP),
 ) -> None:
     """Chunk, embed and index passages; saves FAISS + BM25 + passages + manifest in one folder."""
+    from clinrag.core.badrows import BadRows
     from clinrag.retrieval.ann import AnnSpec
     from clinrag.retrieval.chunking import ChunkSpec
     from clinrag.retrieval.embedder import SentenceTransformerEmbedder
     from clinrag.retrieval.passages import load_passages
     from clinrag.retrieval.store import PassageIndex
 
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"{out} was not written (an index is written whole, at the end); rerun the same command")
     index_type = IndexType.parse(index, option="--index")
     precision_setting = Precision.parse(precision, option="--precision")
     spec = AnnSpec.of(index_type.value, M=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe)
     chunking = ChunkSpec(chunk_tokens, overlap)
-    passages = load_passages(_sources(corpus))
+    bad_rows = BadRows.of(on_bad_rows, report=report_line)
+    passages = load_passages(_sources(corpus), bad_rows)
     emb = SentenceTransformerEmbedder(embedder, device=device, batch_size=batch_size, query_prefix=query_prefix,
                                       passage_prefix=passage_prefix, precision=precision_setting)
     typer.echo(f"embedding {len(passages)} documents with {embedder} ({emb.precision.value}) …", err=True)
@@ -64,6 +71,8 @@ def build(
     built.save(out)
     typer.echo(f"wrote {out} ({len(built)} passages, dim {built.dimension}, {built.ann.type.value}"
                f"{', bm25' if bm25 else ''})", err=True)
+    if bad_rows.summary():
+        report_line(bad_rows.summary())
 
 
 @index_app.command("add")
@@ -78,6 +87,9 @@ def add(
     from clinrag.retrieval.passages import load_passages
     from clinrag.retrieval.store import PassageIndex
 
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"{folder} is unchanged (it is rewritten whole, at the end); rerun the same command")
     idx = PassageIndex.load(folder)
     cfg = idx.embedder_config
     emb = SentenceTransformerEmbedder(cfg["name"], device=device, batch_size=batch_size,
@@ -111,6 +123,10 @@ def search(
     from clinrag.core.types import Query
     from clinrag.retrieval.retriever import IndexRetriever
 
+    from clinrag.core.errors import ClinragError
+
+    if not query.strip():
+        raise ClinragError("QUERY is empty; give the text to search for")
     retrieval_mode = RetrievalMode.parse(mode, option="--mode")
     retriever = IndexRetriever(folder, mode=retrieval_mode, filters=parse_filters(filters))
     hits = retriever.retrieve([Query(query)], k)[0]
@@ -139,11 +155,10 @@ def evaluate(
     retriever = IndexRetriever(folder)
     results = [evaluate_cases(retriever, c, chosen) for c in cases]
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        from clinrag.core.io import atomic_file_write
+
         payload = {"index": str(folder), "manifest": retriever.index.manifest, "results": results}
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-        tmp.replace(out)
+        atomic_file_write(out, json.dumps(payload, indent=2))
     typer.echo(markdown_table(results))
 
 

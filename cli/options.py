@@ -66,3 +66,14 @@ def generator_options(model: str | None, adapter: str | None, base_url: str | No
         if value is not None:
             opts[key] = value
     return opts
+
+
+BAD_ROWS_HELP = ("A row that fails validation: error (stop; default) or skip (drop it, report its file, line, field "
+                 "and reason, and the count at the end).")
+
+
+def report_line(message: str) -> None:
+    """A progress or warning line on stderr (stdout carries the command's output)."""
+    import typer
+
+    typer.echo(message, err=True)

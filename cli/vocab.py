@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from .options import BAD_ROWS_HELP, report_line
+
 vocab_app = typer.Typer(no_args_is_help=True, help="Audit which domain terms a tokenizer fragments; extend it.")
 
 
@@ -38,19 +40,28 @@ def audit_cmd(
     min_rows: int = typer.Option(1000, "--min-rows", help="Warn below this many cases."),
     domain_bpe: int = typer.Option(0, "--domain-bpe", help="Also train a domain BPE of this size on the cases and "
                                    "list its whole-word proposals (0 = off)."),
+    on_bad_rows: str = typer.Option("error", "--on-bad-rows", help=BAD_ROWS_HELP),
 ) -> None:
     """Mine terms from cases, measure fragmentation, recommend additions (writes terms.txt)."""
     from clinrag.finetune.vocab_audit import AuditThresholds, run_audit
 
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"{out} was not written (it is written whole, at the end); rerun the same command")
     th = AuditThresholds(min_count=min_count, min_contexts=min_contexts, min_pieces=min_pieces,
                          max_chars_per_piece=max_chars_per_piece, min_rows=min_rows)
+    from clinrag.core.badrows import BadRows
+
+    bad_rows = BadRows.of(on_bad_rows, report=report_line)
     result = run_audit(data, out, tokenizer=tokenizer, glossary=glossary, thresholds=th,
-                        domain_bpe=domain_bpe)
+                        domain_bpe=domain_bpe, bad_rows=bad_rows)
     sav = result["savings"]
     typer.echo(f"{result['n_candidates']} candidate terms, {len(result['recommended'])} recommended; tokens "
                f"{sav['tokens_before']} → {sav['tokens_after']}; wrote {out}", err=True)
     if result["warning"]:
         typer.secho(f"warning: {result['warning']}", fg=typer.colors.YELLOW, err=True)
+    if bad_rows.summary():
+        report_line(bad_rows.summary())
 
 
 @vocab_app.command("extend")
@@ -66,6 +77,9 @@ def extend_cmd(
     from clinrag.core.models.embeddings import INIT_METHODS
     from clinrag.finetune.vocab_extend import extend_vocabulary, read_terms
 
+    from .interrupts import on_interrupt
+
+    on_interrupt(lambda: f"{out} was not written (it is written whole, at the end); rerun the same command")
     if init not in INIT_METHODS:
         raise ClinragError(f"--init: unknown {init!r} (valid: {', '.join(INIT_METHODS)})")
     manifest = extend_vocabulary(model, read_terms(terms), out, init=init, tokenizer_spec=tokenizer)

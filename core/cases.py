@@ -12,9 +12,11 @@ and field; no row is ever dropped silently.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,9 @@ from pydantic import (
     model_validator,
 )
 
+from .badrows import BadRows, handle_bad_row
 from .errors import CaseError
+from .io import read_text, text_lines
 
 PER_QUESTION_FIELDS = ("answers", "evidence", "options", "answer_key", "answer_tolerance")
 
@@ -130,6 +134,8 @@ class Case(BaseModel):
             for item in v:
                 if isinstance(item, (list, tuple)) and len(item) == 2:
                     lo, hi = (float(x) for x in item)
+                    if not (math.isfinite(lo) and math.isfinite(hi)):
+                        raise ValueError(f"bounds must be finite numbers (got {item[0]!r}, {item[1]!r})")
                     if lo > hi:
                         raise ValueError(f"low bound {lo} is above high bound {hi}")
                     out.append((lo, hi))
@@ -202,18 +208,6 @@ def _check_unique(cases: Sequence[Case], positions: Sequence[int], source: str, 
         seen[case.id] = pos
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            try:
-                yield lineno, json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise CaseError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=str(path),
-                                line=lineno) from None
-
-
 def _csv_value(name: str, value: str) -> Any:
     """CSV cells are strings; list/dict fields may hold JSON, questions/answers may hold "1. … 2. …"."""
     if value is None:
@@ -238,58 +232,90 @@ def _csv_value(name: str, value: str) -> Any:
     return value
 
 
-def load_cases(source: str | Path | Any, *, fmt: str | None = None) -> list[Case]:
+def load_cases(source: str | Path | Any, *, fmt: str | None = None, bad_rows: BadRows | None = None) -> list[Case]:
     """Load and validate cases from a ``.jsonl``/``.json``/``.csv`` path or a HF ``datasets.Dataset``.
 
-    ``fmt`` overrides the format otherwise taken from the file suffix.
+    ``fmt`` overrides the format otherwise taken from the file suffix. ``bad_rows`` (``--on-bad-rows``) decides
+    what one invalid row does: raise (default) or be skipped and reported; a duplicate id skips the later row.
     """
     if not isinstance(source, (str, Path)):
         return load_dataset_rows(source)
     path = Path(source)
     if not path.exists():
         raise CaseError("file not found", source=str(path))
+    if path.is_dir():
+        raise CaseError("is a folder; expected a case file (.jsonl, .json or .csv)", source=str(path))
     fmt = (fmt or path.suffix.lstrip(".")).lower()
+    kind = {"json": "item", "csv": "row"}.get(fmt, "line")
     cases: list[Case] = []
     positions: list[int] = []
-    kind = "line"
+    seen: dict[str, int] = {}
+    for pos, parse in _rows(path, fmt):
+        try:
+            case = parse()
+            if case.id in seen:
+                raise CaseError(f"duplicate id {case.id!r} (first seen at {kind} {seen[case.id]})",
+                                source=str(path), line=pos, field="id", kind=kind)
+        except CaseError as exc:
+            if exc.line is None:  # the file itself is unreadable: no row to skip
+                raise
+            handle_bad_row(bad_rows, exc)
+            continue
+        seen[case.id] = pos
+        cases.append(case)
+        positions.append(pos)
+    if not cases:
+        raise CaseError("no cases found" + (" (every row was skipped)" if bad_rows and bad_rows.skipped else ""),
+                        source=str(path))
+    return cases
+
+
+def _rows(path: Path, fmt: str) -> Iterator[tuple[int, Callable[[], Case]]]:
+    """(position, parse) per row: parsing is deferred so a bad row's error can be skipped by the caller."""
+    source = str(path)
     if fmt == "jsonl":
-        for lineno, raw in _iter_jsonl(path):
-            cases.append(parse_case(raw, source=str(path), line=lineno))
-            positions.append(lineno)
+        for lineno, text in enumerate(text_lines(path), start=1):
+            if text.strip():
+                yield lineno, lambda text=text, lineno=lineno: parse_case(_json_line(text, source, lineno),
+                                                                          source=source, line=lineno)
     elif fmt == "json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_text(path))
         except json.JSONDecodeError as exc:
-            raise CaseError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=str(path),
-                            line=exc.lineno) from None
-        rows = data if isinstance(data, list) else [data]
-        kind = "item"
-        for i, raw in enumerate(rows, start=1):
-            cases.append(parse_case(raw, source=str(path), line=i, kind=kind))
-            positions.append(i)
+            raise CaseError(f"invalid JSON: {exc.msg} (column {exc.colno}, line {exc.lineno})", source=source) from None
+        except RecursionError:
+            raise CaseError("JSON nested too deeply", source=source) from None
+        for i, raw in enumerate(data if isinstance(data, list) else [data], start=1):
+            yield i, lambda raw=raw, i=i: parse_case(raw, source=source, line=i, kind="item")
     elif fmt == "csv":
-        kind = "row"
-        with path.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
-            for i, row in enumerate(reader, start=1):
-                raw: dict[str, Any] = {}
-                for name, value in row.items():
-                    if name is None:
-                        raise CaseError("more cells than header columns", source=str(path), line=i, kind=kind)
-                    try:
-                        converted = _csv_value(name, value)
-                    except ValueError as exc:
-                        raise CaseError(str(exc), source=str(path), line=i, field=name, kind=kind) from None
-                    if converted is not None:
-                        raw[name] = converted
-                cases.append(parse_case(raw, source=str(path), line=i, kind=kind))
-                positions.append(i)
+        with io.StringIO(read_text(path), newline="") as fh:  # a BOM-headed CSV: the BOM is not in the header
+            for i, row in enumerate(csv.DictReader(fh), start=1):
+                yield i, lambda row=row, i=i: parse_case(_csv_row(row, source, i), source=source, line=i, kind="row")
     else:
-        raise CaseError(f"unknown case file format {fmt!r} (valid: jsonl, json, csv)", source=str(path))
-    if not cases:
-        raise CaseError("no cases found", source=str(path))
-    _check_unique(cases, positions, str(path), kind)
-    return cases
+        raise CaseError(f"unknown case file format {fmt!r} (valid: jsonl, json, csv)", source=source)
+
+
+def _json_line(text: str, source: str, lineno: int) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CaseError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=source, line=lineno) from None
+    except RecursionError:
+        raise CaseError("JSON nested too deeply", source=source, line=lineno) from None
+
+
+def _csv_row(row: dict[str | None, Any], source: str, i: int) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for name, value in row.items():
+        if name is None:
+            raise CaseError("more cells than header columns", source=source, line=i, kind="row")
+        try:
+            converted = _csv_value(name, value)
+        except ValueError as exc:
+            raise CaseError(str(exc), source=source, line=i, field=name, kind="row") from None
+        if converted is not None:
+            raw[name] = converted
+    return raw
 
 
 def load_dataset_rows(dataset: Iterable[dict[str, Any]], *, name: str = "<dataset>") -> list[Case]:

@@ -16,14 +16,8 @@ from clinrag.core.cases import Case
 
 from .aggregate import aggregate
 from .report import render_charts, render_markdown
-from .runner import (
-    METRICS,
-    AgentFactory,
-    Arm,
-    _atomic_write,
-    default_agent_factory,
-    run_arms,
-)
+from .records import atomic_write, inputs_fingerprint
+from .runner import METRICS, AgentFactory, Arm, default_agent_factory, run_arms
 
 
 def resolve_strategies(spec: str | Sequence[str]) -> list[str]:
@@ -47,6 +41,16 @@ def baseline_strategy() -> str:
     return none if none in strategies.names() else defaults.STRATEGY
 
 
+def index_manifest(index: str | Path | Any) -> dict[str, Any] | None:
+    """What the index holds (its manifest, checked), so records of a rebuilt index at the same path are not reused."""
+    if isinstance(index, (str, Path)):
+        from clinrag.retrieval.store import PassageIndex
+
+        return PassageIndex.read_manifest(index)
+    manifest = getattr(getattr(index, "index", None), "manifest", None)
+    return manifest if isinstance(manifest, dict) else None
+
+
 def run_evaluation(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, *, index: str | Path | Any,
                    k: int = defaults.TOP_K, generator_options: dict[str, Any] | None = None, workers: int = 1,
                    max_scenario_words: int | None = defaults.MAX_SCENARIO_WORDS, config: dict[str, Any] | None = None,
@@ -62,11 +66,13 @@ def run_evaluation(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, 
                   **({"translator_model": translator_model} if translator_model else {}),
                   **({"llm_budget": llm_budget} if llm_budget is not None else {}), **(config or {})}
     result = run_arms(cases, arms, out, agent_factory=factory, config=run_config, workers=workers,
-                      max_scenario_words=max_scenario_words, progress=progress)
+                      max_scenario_words=max_scenario_words, progress=progress,
+                      inputs=inputs_fingerprint(run_config, index_manifest(index)))
     ids = [c.id for c in cases]
     metrics = aggregate(result.records, arms, ids, sum(c.n_questions for c in cases), n_resamples=n_resamples)
-    _atomic_write(out / METRICS, json.dumps(metrics, indent=2, ensure_ascii=False))
+    atomic_write(out / METRICS, json.dumps(metrics, indent=2, ensure_ascii=False))
     charts = render_charts(metrics, out)
-    _atomic_write(out / "report.md", render_markdown(metrics, command=command, charts=charts))
-    metrics["_run"] = {"ran": result.ran, "skipped": result.skipped, "failed": result.failed}
+    atomic_write(out / "report.md", render_markdown(metrics, command=command, charts=charts))
+    metrics["_run"] = {"ran": result.ran, "skipped": result.skipped, "failed": result.failed,
+                       **({"recomputed": result.recomputed} if result.recomputed else {})}
     return metrics

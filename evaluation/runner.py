@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +25,9 @@ from typing import Any
 from clinrag.core import defaults
 from clinrag.core.cases import Case
 from clinrag.core.errors import ClinragError
+from clinrag.core.io import claim_output_dir
 
+from .records import atomic_write, case_hash, input_key, load_records, plan_resume
 from .scoring import score_case
 
 log = logging.getLogger("clinrag.evaluation")
@@ -37,6 +37,13 @@ RECORDS, METRICS, RUN = "per_question.jsonl", "metrics.json", "run.json"
 _CJK_RANGES = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
 _CJK = re.compile(f"[{_CJK_RANGES}]")
 _UNITS = re.compile(f"[{_CJK_RANGES}]\\s*|[^\\s{_CJK_RANGES}]+\\s*")  # one CJK character, or one other word
+
+
+def is_evaluation_output(name: str) -> bool:
+    """Whether a file name in an evaluation folder is one ``clinrag evaluate`` writes (``--overwrite`` deletes
+    only such folders)."""
+    return name in (RECORDS, METRICS, RUN, "report.md") or name.endswith(".png") or name.startswith(f".{RECORDS}.") \
+        or name.startswith(f".{RUN}.") or name.startswith(f".{METRICS}.") or name.startswith(".report.md.")
 
 
 class EvaluationError(ClinragError):
@@ -187,34 +194,6 @@ def default_agent_factory(index: str | Path | Any, *, k: int, generator_options:
     return factory
 
 
-# -- records ----------------------------------------------------------------------------------------------
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    out = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a crash mid-write: that case simply reruns
-                log.warning("%s: line %d is incomplete; its case will be rerun", path, lineno)
-    return out
-
-
 def evaluate_case(agent: Any, arm: Arm, case: Case, *, max_scenario_words: int | None = None) -> list[dict[str, Any]]:
     """Answer one case with one arm and score it; any exception is recorded, never raised."""
     case_in, note = truncate_scenario(case, max_scenario_words)
@@ -232,7 +211,8 @@ def evaluate_case(agent: Any, arm: Arm, case: Case, *, max_scenario_words: int |
     case_fields["seconds"] = round(seconds, 4)
     if note:
         case_fields["notes"] = [note, *case_fields["notes"]]
-    return [{"arm": arm.name, "case_id": case.id, **row, "case": case_fields, "error": error} for row in rows]
+    return [{"arm": arm.name, "case_id": case.id, **row, "case": case_fields, "error": error,
+             "rows_in_case": len(rows)} for row in rows]
 
 
 def _warm_up(agents: dict[str, Any], arms: Sequence[Arm], case: Case) -> None:
@@ -252,41 +232,69 @@ class RunResult:
     ran: int
     skipped: int
     failed: int
+    recomputed: str = ""  # "N (why…)": stored results not reused, see records.Resume.describe
+
+
+def read_run_config(run_file: Path) -> dict[str, Any]:
+    """The configuration a folder's earlier run saved (one-line error when it is unreadable)."""
+    try:
+        previous = json.loads(run_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise EvaluationError(f"{run_file}: corrupted ({str(exc).splitlines()[0][:80]}); its results cannot be "
+                              f"matched to a configuration: use another --out or --overwrite") from None
+    if not isinstance(previous, dict):
+        raise EvaluationError(f"{run_file}: corrupted (not a JSON object); use another --out or --overwrite")
+    return previous
+
+
+def count_done(out: str | Path) -> int:
+    """Finished (arm, case) results stored in ``out`` (for the interrupt message)."""
+    rows = load_records(Path(out) / RECORDS)
+    return len({(r["arm"], r["case_id"]) for r in rows if r.get("question_index") == r.get("rows_in_case")})
 
 
 def run_arms(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, *, agent_factory: AgentFactory,
              config: dict[str, Any], workers: int = 1, max_scenario_words: int | None = None,
-             progress: bool = True, warmup: bool = True) -> RunResult:
+             progress: bool = True, warmup: bool = True, inputs: str | None = None) -> RunResult:
     """Run ``arms`` × ``cases`` into ``out/per_question.jsonl``, skipping cases already finished there.
 
     With ``warmup``, each (generator, adapter) group first answers one case untimed, so lazily loaded models
     (index, embedder, LLM) are not billed to whichever case happens to run first.
     ``config`` (index, k, generator options, …) is saved in ``out/run.json``; resuming into a folder written
-    with a different configuration is refused, since its records would not be comparable.
+    with a different configuration is refused, since its records would not be comparable. ``inputs`` (the
+    settings and the index's manifest, see :func:`records.inputs_fingerprint`) enters every record's key, so a
+    stored result is reused only when complete and computed from the same case row, arm and inputs.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(out, "evaluate", legacy=(RUN,))
     run_file, rec_file = out / RUN, out / RECORDS
     if run_file.exists():
-        previous = json.loads(run_file.read_text(encoding="utf-8"))
+        previous = read_run_config(run_file)
         if previous != config:
             diff = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
             raise EvaluationError(f"{out}: holds results of a different configuration (differs in: "
                                   f"{', '.join(diff)}); use another --out or --overwrite")
     else:
-        _atomic_write(run_file, json.dumps(config, indent=2, ensure_ascii=False))
-    records = load_records(rec_file)
-    failed_before = {(r["arm"], r["case_id"]) for r in records if r.get("error")}
-    kept = [r for r in records if (r["arm"], r["case_id"]) not in failed_before]
-    if rec_file.exists():  # rewritten without failed cases and any line a crash cut short
-        _atomic_write(rec_file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
-    done = {(r["arm"], r["case_id"]) for r in kept}
+        atomic_write(run_file, json.dumps(config, indent=2, ensure_ascii=False))
+    inputs = inputs or ""
+    digests = {case.id: case_hash(case) for case in cases}
+    keys = {(arm.name, case.id): input_key(digests[case.id], arm, inputs) for case in cases for arm in arms}
+    resume = plan_resume(load_records(rec_file), keys)
+    kept = resume.kept
+    if rec_file.exists():  # rewritten with only the reusable results: no stale, failed or cut-short rows
+        atomic_write(rec_file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+    done = resume.done
     # Case-major: every arm answers case 1, then case 2, … so a run stopped early still compares all arms on the
     # cases it finished (rerun with a smaller --limit to report exactly those).
     jobs = [(arm, case) for case in cases for arm in arms if (arm.name, case.id) not in done]
     skipped = len(arms) * len(cases) - len(jobs)
     if skipped:
         log.info("resuming: %d arm×case results already in %s", skipped, rec_file)
+    if resume.recomputed:
+        log.warning("recomputing %s stored arm×case results in %s", resume.describe(), rec_file)
+    if jobs:  # the summary of an earlier run no longer describes this folder until this run finishes
+        for name in (METRICS, "report.md"):
+            (out / name).unlink(missing_ok=True)
     agents = {arm.name: agent_factory(arm) for arm in arms}
     if warmup and jobs:
         _warm_up(agents, [arm for arm, _ in jobs], jobs[0][1])
@@ -304,7 +312,10 @@ def run_arms(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, *, age
     with rec_file.open("a", encoding="utf-8") as fh:
         def write(rows: list[dict[str, Any]]) -> None:
             nonlocal failed
+            key = keys[(rows[0]["arm"], rows[0]["case_id"])]
+            rows = [{**r, "input_key": key} for r in rows]
             with write_lock:
+                # One write per case: a kill leaves at most one case cut short, which the next run recomputes.
                 fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
                 fh.flush()
                 kept.extend(rows)
@@ -313,14 +324,20 @@ def run_arms(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, *, age
                     bar.set_postfix_str(rows[0]["arm"])
                     bar.update(1)
 
-        if workers <= 1:
-            for arm, case in jobs:
-                write(work(arm, case))
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(work, arm, case) for arm, case in jobs]
-                for fut in as_completed(futures):
-                    write(fut.result())
-    if bar is not None:
-        bar.close()
-    return RunResult(kept, ran=len(jobs), skipped=skipped, failed=failed)
+        try:
+            if workers <= 1:
+                for arm, case in jobs:
+                    write(work(arm, case))
+            else:
+                pool = ThreadPoolExecutor(max_workers=workers)
+                try:
+                    futures = [pool.submit(work, arm, case) for arm, case in jobs]
+                    for fut in as_completed(futures):
+                        write(fut.result())
+                finally:
+                    # On Ctrl-C, queued cases are dropped instead of run to the end; running ones finish.
+                    pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            if bar is not None:
+                bar.close()
+    return RunResult(kept, ran=len(jobs), skipped=skipped, failed=failed, recomputed=resume.describe())

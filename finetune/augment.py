@@ -147,12 +147,12 @@ def augment_file(cases_path: str | Path, out: str | Path, *, generator: str = "h
                  n: int = 1, extra_terms: Sequence[str] = (),
                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Read cases, paraphrase them with the named generator plugin's LLM, write originals + kept paraphrases."""
-    import os
-    import tempfile
-
     from clinrag.core.errors import PluginError
+    from clinrag.core.io import OutputError, atomic_file_write
     from clinrag.plugins.generators.base import get_generator
 
+    if Path(out).resolve() == Path(cases_path).resolve():
+        raise OutputError(f"--out {out}: is the input case file; name a new file")
     cases = load_cases(cases_path)
     # Decoding is greedy: the n variants differ by their instruction (see paraphrase_messages), not by sampling.
     options: dict[str, Any] = {"model": model} if model else {}
@@ -160,11 +160,6 @@ def augment_file(cases_path: str | Path, out: str | Path, *, generator: str = "h
     if gen.llm is None:
         raise PluginError(f"generator {generator!r} has no LLM to paraphrase with (use an LLM generator, e.g. hf)")
     kept, stats = augment_cases(cases, gen.llm, n=n, extra_terms=extra_terms, log=log)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        for c in list(cases) + kept:
-            fh.write(json.dumps(c.model_dump(exclude_none=True), ensure_ascii=False) + "\n")
-    os.replace(tmp, out)
+    atomic_file_write(Path(out), "".join(json.dumps(c.model_dump(exclude_none=True), ensure_ascii=False) + "\n"
+                                         for c in list(cases) + kept))
     return stats

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from clinrag.core.io import read_text
 
 from .config_schema import (  # noqa: F401 - re-exported: the config's public names live here
     ALIASES,
@@ -134,9 +135,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply") from None
 
 
 def parse_overrides(args: list[str]) -> dict[str, Any]:

@@ -123,6 +123,9 @@ class DataConfig:
     limit: int = 0
     #: Use only the first N eval cases (0 = all).
     eval_limit: int = 0
+    #: A case row that fails validation: ``error`` stops (default), ``skip`` drops it and reports file, line,
+    #: field and reason (``--on-bad-rows``).
+    on_bad_rows: str = "error"
 
 
 @dataclass

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clinrag.core import prompts
+from clinrag.core.badrows import BadRows
 from clinrag.core.cases import Case, load_cases
 from clinrag.core.defaults import STRATEGY
 from clinrag.core.types import Hit, Passage, Query
@@ -265,8 +266,9 @@ class PreparedData:
 
 def prepare_data(cfg: DataConfig, *, seed: int = 42, embedder: Any = None) -> PreparedData:
     """Load, split and render the configured cases; raise :class:`DataError` if no completions result."""
-    train_cases = load_cases(cfg.train)
-    eval_cases = load_cases(cfg.eval) if cfg.eval else None
+    bad_rows = BadRows.of(cfg.on_bad_rows)
+    train_cases = load_cases(cfg.train, bad_rows=bad_rows)
+    eval_cases = load_cases(cfg.eval, bad_rows=bad_rows) if cfg.eval else None
     if cfg.limit:
         train_cases = train_cases[: cfg.limit]
     if eval_cases is not None and cfg.eval_limit:
@@ -274,7 +276,7 @@ def prepare_data(cfg: DataConfig, *, seed: int = 42, embedder: Any = None) -> Pr
     split = split_cases(train_cases, eval_cases, eval_fraction=cfg.eval_fraction, seed=seed)
     if eval_cases is None and cfg.eval_limit:
         split.eval = split.eval[: cfg.eval_limit]
-    notes: list[str] = []
+    notes: list[str] = [bad_rows.summary()] if bad_rows.skipped else []
     source = None
     if cfg.index and cfg.format == DataFormat.PER_QUESTION.value:
         source = PassageSource.from_index(cfg.index, embedder=embedder)

@@ -29,9 +29,10 @@ def read_adapter_config(adapter_dir: str | Path) -> dict[str, Any]:
 
 def load_adapter_model(base: str, adapter_dir: str | Path, *, dtype: Any = None) -> tuple[Any, Any]:
     """(PeftModel, tokenizer): the base resized to the adapter's tokenizer, with the adapter loaded (eval mode)."""
-    from clinrag.core.models.loading import load_causal_lm
+    from clinrag.core.models.loading import check_adapter, load_causal_lm
 
     read_adapter_config(adapter_dir)  # names a full-model folder passed as an adapter
+    check_adapter(adapter_dir)  # a pickle-only adapter is refused before the (slow) base model loads
     return load_causal_lm(base, adapter=adapter_dir, device="cpu", dtype=dtype or "float32")
 
 
@@ -49,5 +50,5 @@ def export_merged(base: str, adapter_dir: str | Path, out: str | Path) -> Path:
         if manifest.exists():
             (tmp / manifest.name).write_text(manifest.read_text(encoding="utf-8"), encoding="utf-8")
 
-    atomic_dir_write(Path(out), write)
+    atomic_dir_write(Path(out), write, kind="export")
     return Path(out)

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from clinrag.core.io import claim_output_dir
 from clinrag.core.models.manifest import (
     MANIFEST_NAME,
     TRAINING_RECORD,
@@ -209,6 +210,9 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
         f"{len(data.split.train)} cases; {len(data.eval_rows)} eval examples from {len(data.split.eval)} cases")
 
     out = Path(cfg.train.out)
+    # --out must be absent, empty or an earlier finetune's output (never the user's folder) before anything in it
+    # is deleted or written.
+    claim_output_dir(out, "finetune", legacy=(CONFIG_NAME,))
     ckpt_dir = out / "checkpoints"
     cuda = _cuda(cfg)
     has_eval = bool(data.eval_rows)
@@ -218,9 +222,8 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
         resume_from = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
         log(f"resuming from {resume_from}" if resume_from else "note: --resume given but no checkpoint found; "
             "starting from scratch")
-    elif ckpt_dir.exists() and any(ckpt_dir.iterdir()):
+    if not cfg.train.resume and ckpt_dir.exists() and any(ckpt_dir.iterdir()):
         shutil.rmtree(ckpt_dir)  # a fresh run must not mix with an older run's checkpoints
-    out.mkdir(parents=True, exist_ok=True)
     # The resolved config sits beside the checkpoints from the start (an interrupted run documents itself too).
     _write_atomic(out / CONFIG_NAME, dump_yaml(cfg))
 

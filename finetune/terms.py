@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from clinrag.core.cases import Case
+from clinrag.core.io import text_lines
 
 KINDS = ("word", "abbreviation", "symbolic", "multiword")
 
@@ -163,7 +164,7 @@ def read_glossary(path: str | Path) -> list[str]:
     if not path.exists():
         raise ClinragError(f"{path}: no such glossary file")
     terms = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text_lines(path):
         line = line.strip()
         if not line or line.startswith("#"):
             continue

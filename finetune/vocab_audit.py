@@ -221,14 +221,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def run_audit(data: Sequence[str | Path], out: str | Path, *, tokenizer: str = "qwen2.5",
               glossary: str | Path | None = None, thresholds: AuditThresholds | None = None,
-              domain_bpe: int = 0) -> dict[str, Any]:
+              domain_bpe: int = 0, bad_rows: Any = None) -> dict[str, Any]:
     """Load cases, audit, and write ``audit.json``, ``audit.md``, ``fragmentation.png`` and ``terms.txt`` into
     ``out`` (atomically)."""
     from clinrag.core.io import atomic_dir_write
 
     cases: list[Case] = []
     for path in data:
-        cases.extend(load_cases(path))
+        cases.extend(load_cases(path, bad_rows=bad_rows))
     from clinrag.core.models.loading import load_tokenizer
 
     tok = load_tokenizer(tokenizer, prepare=False)
@@ -248,5 +248,5 @@ def run_audit(data: Sequence[str | Path], out: str | Path, *, tokenizer: str = "
         (tmp / "terms.txt").write_text("\n".join(header + result["recommended"]) + "\n", encoding="utf-8")
         plot(result, tmp / "fragmentation.png")
 
-    atomic_dir_write(Path(out), write)
+    atomic_dir_write(Path(out), write, kind="vocab-audit", legacy=("audit.json", "terms.txt"))
     return result

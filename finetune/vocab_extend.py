@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from clinrag.core.errors import ClinragError
+from clinrag.core.io import text_lines
 from clinrag.core.models.manifest import MANIFEST_NAME
 
 MANIFEST_FORMAT = 1
@@ -74,7 +75,7 @@ def read_terms(path: str | Path) -> list[str]:
         raise TermError(f"{path}: no such terms file")
     terms: list[str] = []
     seen: dict[str, int] = {}
-    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, raw in enumerate(text_lines(path), start=1):
         term = raw.strip()
         if not term or term.startswith("#"):
             continue
@@ -321,7 +322,7 @@ def extend_vocabulary(model_spec: str | Path, terms: Sequence[str], out: str | P
                 raise RuntimeError(f"{fp.form!r} changed id after saving")
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
-    atomic_dir_write(Path(out), write)
+    atomic_dir_write(Path(out), write, kind="vocab-extend", legacy=(MANIFEST_NAME, "config.json"))
     return manifest
 
 

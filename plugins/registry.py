@@ -63,5 +63,24 @@ class Registry(Generic[T]):
         return target
 
     def create(self, name: str, **kwargs: Any) -> T:
+        """An instance of ``name`` built with ``kwargs``; an option it does not take, or one it lacks, is one line
+        listing the options it takes (never a TypeError traceback)."""
+        import inspect
+
         cls = self.get_class(name)
+        try:
+            signature = inspect.signature(cls)
+        except (TypeError, ValueError):  # builtins and some C types have none: let the call speak
+            return cls(**kwargs)
+        params = signature.parameters.values()
+        takes = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            unknown = sorted(set(kwargs) - set(takes))
+            if unknown:
+                raise PluginError(f"{self.kind} {name!r} takes no option {', '.join(map(repr, unknown))} "
+                                  f"(valid: {', '.join(takes) or 'none'})")
+        try:
+            signature.bind(**kwargs)
+        except TypeError as exc:
+            raise PluginError(f"{self.kind} {name!r}: {exc} (valid options: {', '.join(takes) or 'none'})") from None
         return cls(**kwargs)

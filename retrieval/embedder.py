@@ -153,6 +153,7 @@ def _load_sentence_transformer(path: str, device: str) -> Any:
     from sentence_transformers import SentenceTransformer
 
     try:
-        return SentenceTransformer(path, device=device)
+        # safetensors only: a folder holding only pytorch_model.bin (a pickle) is refused, never unpickled
+        return SentenceTransformer(path, device=device, model_kwargs={"use_safetensors": True})
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load embedder {path!r}: {str(exc).splitlines()[0]}") from None

@@ -25,7 +25,7 @@ import numpy as np
 from clinrag.core import __version__
 from clinrag.core.defaults import DEFAULT_EMBEDDER_ALIASES, RRF_K
 from clinrag.core.errors import ClinragError, IndexLoadError
-from clinrag.core.io import atomic_dir_write
+from clinrag.core.io import OUTPUT_MARKER, atomic_dir_write
 from clinrag.core.types import Hit, Passage
 
 from .ann import AnnSpec, IndexType, apply_search_params, build_faiss, search_parameters
@@ -39,6 +39,7 @@ FORMAT = "clinrag-index"
 FORMAT_VERSION = 2
 MANIFEST, PASSAGES, DENSE, BM25_DIR = "manifest.json", "passages.jsonl", "dense.faiss", "bm25"
 EMBED_FIELDS = "title+text"
+REQUIRED_KEYS = ("embedder", "dimension", "embedder_config", "index_params", "passages", "checksum")
 
 
 
@@ -271,11 +272,11 @@ class PassageIndex:
             if self.bm25 is not None:
                 (tmp / BM25_DIR).mkdir()
                 self.bm25.save(tmp / BM25_DIR)
-            files = sorted(p for p in tmp.rglob("*") if p.is_file())
+            files = sorted(p for p in tmp.rglob("*") if p.is_file() and p.name != OUTPUT_MARKER)
             manifest["files"] = {p.relative_to(tmp).as_posix(): _file_digest(p) for p in files}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
-        atomic_dir_write(out, write)
+        atomic_dir_write(out, write, kind="index", legacy=(MANIFEST,))
         self.manifest = manifest
         return out
 
@@ -290,14 +291,17 @@ class PassageIndex:
             raise IndexLoadError(f"{folder}: not a clinrag index (no {MANIFEST})")
         try:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise IndexLoadError(f"{mpath}: corrupted manifest: {exc}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise IndexLoadError(f"{mpath}: corrupted manifest: {str(exc)[:100] or type(exc).__name__}") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             got = manifest.get("format") if isinstance(manifest, dict) else None
             raise IndexLoadError(f"{folder}: not a clinrag index (format {got!r})")
         if manifest.get("format_version") != FORMAT_VERSION:
             raise IndexLoadError(f"{folder}: index format version {manifest.get('format_version')} cannot be read "
                                  f"by clinrag {__version__} (reads version {FORMAT_VERSION}); rebuild the index")
+        missing = [k for k in REQUIRED_KEYS if k not in manifest]
+        if missing:
+            raise IndexLoadError(f"{mpath}: corrupted manifest: missing {', '.join(missing)}; rebuild the index")
         return manifest
 
     @classmethod

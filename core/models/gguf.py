@@ -179,7 +179,7 @@ def convert(path: str | os.PathLike[str], out: str | os.PathLike[str], *, info: 
                   "name": info.name, "seconds": round(time.perf_counter() - start, 1)}
         (tmp / DONE_MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
-    atomic_dir_write(out, write)
+    atomic_dir_write(out, write, kind="gguf-conversion", legacy=(DONE_MARKER,))
     return out
 
 

@@ -204,6 +204,10 @@ def check_adapter(adapter: str | os.PathLike[str]) -> Path:
         raise ModelLoadError(f"adapter folder {str(adapter)!r} does not exist")
     if not (folder / "adapter_config.json").is_file():
         raise ModelLoadError(f"adapter folder {str(adapter)!r} has no adapter_config.json (not a PEFT adapter)")
+    if not (folder / "adapter_model.safetensors").is_file() and (folder / "adapter_model.bin").is_file():
+        raise ModelLoadError(f"adapter folder {str(adapter)!r} holds only adapter_model.bin (a pickle, never loaded); "
+                             f"save the adapter as safetensors (PEFT's default: save_pretrained(..., "
+                             f"safe_serialization=True))")
     return folder
 
 

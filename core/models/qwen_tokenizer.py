@@ -131,7 +131,7 @@ def save_qwen25_tokenizer(out: str | Path, variant: str = "instruct") -> Path:
     from clinrag.core.io import atomic_dir_write
 
     tok = build_qwen25_tokenizer(variant)
-    atomic_dir_write(Path(out), lambda tmp: tok.save_pretrained(tmp))
+    atomic_dir_write(Path(out), lambda tmp: tok.save_pretrained(tmp), kind="tokenizer")
     return Path(out)
 
 

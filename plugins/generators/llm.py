@@ -40,6 +40,36 @@ def parse_citations(text: str, allowed: Iterable[str]) -> list[str]:
     return found
 
 
+# A bracketed part that looks like a passage id (one token with a digit, hyphen, underscore, dot or colon), so prose
+# in brackets ("[see above]", "[A]", "[2.5 mg]") is never taken for a citation.
+_ID_LIKE = re.compile(r"^(?=.*[\d_:.\-])[\w.:/\-]{1,120}$")
+
+
+def strip_unknown_citations(text: str, allowed: Iterable[str]) -> tuple[str, list[str]]:
+    """``text`` without citations of passages that were not shown (``allowed``), and the ids removed.
+
+    ``[kb-1, kb-99]`` with only ``kb-1`` shown becomes ``[kb-1]``; ``[kb-99]`` alone is removed with the space
+    before it. Groups holding anything that does not look like an id are left as written.
+    """
+    by_key = {a.strip().lower() for a in allowed}
+    removed: list[str] = []
+
+    def fix(match: re.Match[str]) -> str:
+        parts = [p.strip().strip("'\"`").strip() for p in _SPLIT.split(match.group(1))]
+        if not parts or not all(_ID_LIKE.match(p) for p in parts):
+            return match.group(0)
+        keep = [p for p in parts if p.lower() in by_key]
+        removed.extend(p for p in parts if p.lower() not in by_key and p not in removed)
+        if len(keep) == len(parts):
+            return match.group(0)
+        return f"[{', '.join(keep)}]" if keep else ""
+
+    cleaned = _BRACKETS.sub(fix, text)
+    if removed:
+        cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
+    return cleaned, removed
+
+
 def request_messages(case: Case, request: AnswerRequest, *, max_chars_per_passage: int = 1200) -> list[dict[str, str]]:
     """The conversation an LLM generator sends for one sub-question — and the prompt fine-tuning trains on
     (:mod:`clinrag.finetune.data` calls this very function)."""

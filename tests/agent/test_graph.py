@@ -250,3 +250,26 @@ def test_json_schemas_resolve():
     graph = build_graph()
     assert "case" in graph.get_input_jsonschema()["properties"]
     assert {"response", "sub_answers", "retrieved"} <= set(graph.get_output_jsonschema()["properties"])
+
+
+class CitingGenerator(FakeGenerator):
+    """Cites one shown passage and two never shown (the prompt's example id, an invented one)."""
+
+    def summarize(self, case):
+        return Generation("Inferior STEMI [kb-12].", usage=Usage(llm_calls=1))
+
+    def answer(self, case, requests):
+        return [Generation(f"See [{r.hits[0].id}, kb-12] and [made-up-7]; not [A].", [r.hits[0].id], Usage())
+                for r in requests]
+
+
+def test_citations_of_passages_never_shown_are_stripped_and_noted():
+    ctx = AgentContext(retriever=OverlapRetriever(), generator=CitingGenerator(), strategy=DecompositionStrategy(),
+                       k=1)
+    resp = Agent(ctx).answer(CASE)
+    assert resp.summary == "Inferior STEMI."
+    for qa in resp.answers:
+        shown = qa.sub_questions[0].retrieved[0].id
+        assert qa.sub_questions[0].answer == f"See [{shown}] and; not [A]."
+        assert "kb-12" not in qa.answer and "made-up-7" not in qa.answer
+    assert any("[kb-12] (summary)" in n and "[made-up-7] (question 2)" in n for n in resp.notes)

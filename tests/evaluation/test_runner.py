@@ -128,11 +128,24 @@ def test_run_evaluation_end_to_end_robust_and_resumable(demo_index_dir, tmp_path
     # rerun: finished cases are skipped, the failed one is retried (and fails again)
     again = run_evaluation(cases, arms, out, index=demo_index_dir, k=3, max_scenario_words=100, progress=False,
                            n_resamples=200)
-    assert again["_run"] == {"ran": 1, "skipped": 14, "failed": 1}
+    assert again["_run"] == {"ran": 1, "skipped": 14, "failed": 1, "recomputed": "1 (1 failed before)"}
     rows2 = (out / "per_question.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(rows2) == len(rows)  # the retried case replaced its old records
     assert again["arms"]["decomposition"] == saved["arms"]["decomposition"] | {
         "cost": again["arms"]["decomposition"]["cost"]}
+
+    # a file cut mid-case and an edited case: both recomputed (and said so), never reused
+    lines = (out / "per_question.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    first = json.loads(lines[0])
+    cut = [ln for ln in lines if not (json.loads(ln)["case_id"] == first["case_id"] and json.loads(ln)["arm"]
+                                      == first["arm"] and json.loads(ln)["question_index"] == 2)]
+    (out / "per_question.jsonl").write_text("".join(cut), encoding="utf-8")
+    edited = [*cases[:2], CHINESE.model_copy(update={"answers": ["急性心肌梗死", "溶栓"]}), LONG, EXPLODE]
+    third = run_evaluation(edited, arms, out, index=demo_index_dir, k=3, max_scenario_words=100, progress=False,
+                           n_resamples=200)
+    assert third["_run"]["ran"] == 1 + 1 + 3  # the cut case, the failed one, the edited case in every arm
+    assert third["_run"]["recomputed"] == "5 (3 case changed, 1 incomplete (cut short), 1 failed before)"
+    assert len((out / "per_question.jsonl").read_text(encoding="utf-8").splitlines()) == len(rows)
 
     with pytest.raises(EvaluationError, match="differs in: k"):
         run_evaluation(cases, arms, out, index=demo_index_dir, k=4, progress=False)

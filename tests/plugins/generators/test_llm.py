@@ -64,3 +64,12 @@ def test_answers_are_one_batched_call_with_prompt_ids_only():
     assert convs[0][1]["content"].startswith("Clinical scenario: A 50-year-old")  # scenario first: shared prefix
     summary = gen.summarize(case)
     assert len(gen.llm.calls) == 2 and summary.cited_ids == []
+
+
+def test_strip_unknown_citations_keeps_shown_ids_and_prose_brackets():
+    from clinrag.plugins.generators.llm import strip_unknown_citations
+
+    text = "MI [kb-1, kb-12]; see [pubmed_99] and [see above], option [B], dose [2.5 mg]."
+    assert strip_unknown_citations(text, ["kb-1"]) == (
+        "MI [kb-1]; see and [see above], option [B], dose [2.5 mg].", ["kb-12", "pubmed_99"])
+    assert strip_unknown_citations("Fine [kb-1].", ["KB-1"]) == ("Fine [kb-1].", [])
