@@ -80,7 +80,8 @@ def qwen_tokenizer_dir(tmp_path_factory) -> Path:
 def tiny_qwen2_dir(tmp_path_factory, qwen_tokenizer_dir) -> Path:
     """A random-init Qwen2ForCausalLM (hidden 64, 2 layers) with the real Qwen2.5 tokenizer.
 
-    Like Qwen2.5-0.5B it has 151,936 embedding rows for 151,665 ids (padded) and tied input/output embeddings.
+    Like Qwen2.5-0.5B it has 151,936 embedding rows for 151,665 ids (padded), tied input/output embeddings and
+    RoPE theta 1,000,000 (not transformers' default 10,000, so a config that loses it is caught).
     """
     import torch
     from clinrag.core.models.qwen_tokenizer import QWEN25_EMBEDDING_ROWS
@@ -89,7 +90,7 @@ def tiny_qwen2_dir(tmp_path_factory, qwen_tokenizer_dir) -> Path:
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=QWEN25_EMBEDDING_ROWS, hidden_size=64, intermediate_size=128,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=2048, tie_word_embeddings=True,
+                         max_position_embeddings=2048, tie_word_embeddings=True, rope_theta=1_000_000.0,
                          bos_token_id=151643, eos_token_id=151645, pad_token_id=151643)
     model = Qwen2ForCausalLM(config)
     out = tmp_path_factory.mktemp("tiny-qwen2") / "model"
