@@ -1,4 +1,4 @@
-"""``clinrag answer`` and ``clinrag graph``."""
+"""``clinrag answer`` (``clinrag graph`` is in :mod:`clinrag.cli.graph`)."""
 
 from __future__ import annotations
 
@@ -66,20 +66,5 @@ def answer(
             typer.echo(response.to_markdown())
 
 
-def graph(out: Path = typer.Option(None, "--out", help="Write a PNG (.png) or Mermaid text (.mmd/.md); "
-                                                       "prints Mermaid when omitted.")) -> None:
-    """Draw the agent graph."""
-    from clinrag.agent.graph import build_graph
-
-    drawable = build_graph().get_graph()
-    if out is not None and out.suffix == ".png":
-        out.write_bytes(drawable.draw_mermaid_png())
-    elif out is not None:
-        out.write_text(drawable.draw_mermaid(), encoding="utf-8")
-    else:
-        typer.echo(drawable.draw_mermaid())
-
-
 def register(app: typer.Typer) -> None:
     app.command("answer")(answer)
-    app.command("graph")(graph)
