@@ -49,6 +49,7 @@ class ChatJob:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    prompt: list[int] = field(default_factory=list)  # token ids, from ChatServer.prepare
     # filled in by the worker
     done: threading.Event = field(default_factory=threading.Event)
     events: queue.Queue[Any] = field(default_factory=queue.Queue)  # text deltas, then DONE (streaming only)

@@ -96,48 +96,52 @@ class ChatServer:
             jobs.append(job)
         return jobs
 
-    def _encode(self, jobs: list[ChatJob]) -> tuple[list[ChatJob], list[list[int]]]:
-        """Prompt ids of each job; a job whose messages the chat template refuses fails alone (400)."""
-        ok, prompts = [], []
-        for job in jobs:
-            try:
-                prompts.append(self.llm.encode(job.messages))
-                ok.append(job)
-            except Exception as exc:  # e.g. a template that allows no system message
-                job.error = RequestError(f"messages do not fit the model's chat template: {exc}")
-        return ok, prompts
+    def prepare(self, job: ChatJob) -> ChatJob:
+        """Tokenise the job's conversation (in the request's thread, so a bad one is a 400 before any streaming)."""
+        try:
+            job.prompt = self.llm.encode(job.messages)
+        except Exception as exc:  # e.g. a chat template that allows no system message
+            raise RequestError(f"messages do not fit the model's chat template: {exc}") from None
+        return job
 
     def _run_batch(self, jobs: list[ChatJob]) -> None:
         from clinrag.plugins.generators.sampling import make_sampler
         from clinrag.plugins.generators.text_stream import TextStream
 
         try:
-            running, prompts = self._encode(jobs)
-            if not running:
-                return
             tok = self.llm.tokenizer
-            streams = [TextStream(lambda ids: tok.decode(ids, skip_special_tokens=True), j.stop) for j in running]
+
+            def decode(ids: list[int]) -> str:
+                return tok.decode(ids, skip_special_tokens=True)
+
+            # Text is followed token by token only where someone needs it: a stream, or stop sequences to find.
+            streams = [TextStream(decode, j.stop) if j.stream or j.stop else None for j in jobs]
 
             def on_token(row: int, token: int) -> bool:
-                job, stream = running[row], streams[row]
-                delta = stream.push(token)
-                if delta and job.stream:
-                    job.events.put(delta)
-                return stream.stopped or job.cancelled
+                job, stream = jobs[row], streams[row]
+                if stream is not None:
+                    delta = stream.push(token)
+                    if delta and job.stream:
+                        job.events.put(delta)
+                    return stream.stopped or job.cancelled
+                return job.cancelled
 
-            outs, _ = self.llm.generate_ids(prompts, max_new_tokens=[j.max_new_tokens for j in running],
-                                            samplers=[make_sampler(j.temperature, j.top_p, j.seed) for j in running],
+            outs, _ = self.llm.generate_ids([j.prompt for j in jobs], max_new_tokens=[j.max_new_tokens for j in jobs],
+                                            samplers=[make_sampler(j.temperature, j.top_p, j.seed) for j in jobs],
                                             on_token=on_token)
-            for job, stream, prompt, out in zip(running, streams, prompts, outs):
-                tail = stream.finish()
-                if tail and job.stream:
-                    job.events.put(tail)
-                job.text, job.prompt_tokens, job.completion_tokens = stream.text, len(prompt), len(out)
+            for job, stream, out in zip(jobs, streams, outs):
+                stopped = stream is not None and stream.stopped
+                if stream is not None:
+                    tail = stream.finish()
+                    if tail and job.stream:
+                        job.events.put(tail)
+                job.text = stream.text if stream is not None else decode(out)
+                job.prompt_tokens, job.completion_tokens = len(job.prompt), len(out)
                 # "length" only when the limit cut the reply; EOS and stop sequences both end it naturally.
-                job.finish_reason = "stop" if stream.stopped or len(out) < job.max_new_tokens else "length"
+                job.finish_reason = "stop" if stopped or len(out) < job.max_new_tokens else "length"
         except Exception as exc:  # reported to every waiting request as a 500
             for job in jobs:
-                job.error = job.error or exc
+                job.error = exc
         finally:
             self.batches += 1
             for job in jobs:
@@ -214,9 +218,9 @@ def _handler_for(server: ChatServer) -> type[BaseHTTPRequestHandler]:
             try:
                 if path not in ("/v1/chat/completions", "/chat/completions"):
                     raise RequestError(f"no route POST {path}", 404, "not_found")
-                job = parse_chat_request(self.read_json(), served_model=server.served_model,
-                                         default_max_tokens=server.default_max_tokens,
-                                         max_tokens_cap=server.max_tokens_cap)
+                job = server.prepare(parse_chat_request(self.read_json(), served_model=server.served_model,
+                                                        default_max_tokens=server.default_max_tokens,
+                                                        max_tokens_cap=server.max_tokens_cap))
                 if job.stream:
                     server.jobs.put(job)
                     self._stream(job)
