@@ -89,3 +89,14 @@ def test_unsupported_requests_are_refused_not_ignored(client, model):
         client.chat.completions.create(model=model, messages=MESSAGES, logprobs=True)
     with pytest.raises(openai.NotFoundError, match="not served"):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+
+def test_langchain_chat_openai_streams(smollm2_server, model, greedy):
+    """LangChain's ChatOpenAI (which streams with usage by default) against the server, as a LangChain app would."""
+    chat_openai = pytest.importorskip("langchain_openai").ChatOpenAI
+    llm = chat_openai(base_url=smollm2_server, api_key="unused", model=model, temperature=0, max_tokens=12,
+                      max_retries=0, stream_usage=True)
+    chunks = list(llm.stream(MESSAGES))
+    assert len(chunks) >= 3 and "".join(c.content for c in chunks) == greedy.choices[0].message.content
+    usage = sum(chunks[1:], chunks[0]).usage_metadata
+    assert usage["output_tokens"] == 12 and usage["input_tokens"] == greedy.usage.prompt_tokens
