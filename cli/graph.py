@@ -45,7 +45,7 @@ def layout(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, tuple[fl
     for a, b in forward:
         if rank[a] < rank[b]:
             parents[b].append(a)
-    layer = {n: 0 for n in nodes}
+    layer = dict.fromkeys(nodes, 0)
     for n in order:
         for p in parents[n]:
             layer[n] = max(layer[n], layer[p] + 1)
@@ -89,9 +89,9 @@ def render(graph: Any, out: Path) -> None:
         start = (x0, -l0 - box_h / 2) if down else (x0 + box_w / 2, -l0)
         end = (x1, -l1 + box_h / 2) if down else (x1 + box_w / 2, -l1)
         ax.annotate("", xy=end, xytext=start,
-                    arrowprops=dict(arrowstyle="-|>", color="#333333", linewidth=1.0,
-                                    linestyle="--" if conditional else "-",
-                                    connectionstyle="arc3" if down else "arc3,rad=-0.5"))
+                    arrowprops={"arrowstyle": "-|>", "color": "#333333", "linewidth": 1.0,
+                                "linestyle": "--" if conditional else "-",
+                                "connectionstyle": "arc3" if down else "arc3,rad=-0.5"})
         if label:
             ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, str(label), fontsize=8, ha="center",
                     va="center", backgroundcolor="white")

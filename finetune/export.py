@@ -114,7 +114,6 @@ def load_adapter_model(base: str, adapter_dir: str | Path, *, dtype: Any = None)
 def base_dtype(base: str) -> Any:
     """The dtype the base model's config records (float32 for a GGUF file, or when it records none)."""
     import torch
-
     from clinrag.core.models.loading import resolve_source
 
     source = resolve_source(base)

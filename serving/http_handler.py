@@ -46,7 +46,7 @@ class JSONRequestHandler(BaseHTTPRequestHandler):
         values = self.headers.get_all("Content-Length") or []
         if not values:
             raise RequestError("Content-Length is required", 411)
-        if len(set(v.strip() for v in values)) > 1 or not values[0].strip().isdigit():
+        if len({v.strip() for v in values}) > 1 or not values[0].strip().isdigit():
             raise RequestError(f"Content-Length must be one non-negative integer (got {values[0][:40]!r})")
         length = int(values[0])
         if length == 0:

@@ -20,7 +20,6 @@ It binds 127.0.0.1 by default; it has no authentication, so expose it only behin
 
 from __future__ import annotations
 
-import json
 import queue
 import sys
 import threading

@@ -3,7 +3,7 @@ retriever, ``k``/``filters``/``mode`` per call, and a callback run for every que
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 import pytest
@@ -21,8 +21,10 @@ class TestClinragRetrieverStandard(langchain_tests.RetrieversIntegrationTests):
 
     # pytest-asyncio (strict mode) runs only marked coroutines: the mark runs the suite's one async test
     # (ainvoke) without overriding it, which the suite forbids; on the sync tests the mark is a no-op.
-    pytestmark = [pytest.mark.asyncio,
-                  pytest.mark.filterwarnings("ignore:The test <Function .* is marked with '@pytest.mark.asyncio'")]
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = [
+        pytest.mark.asyncio,
+        pytest.mark.filterwarnings("ignore:The test <Function .* is marked with '@pytest.mark.asyncio'"),
+    ]
 
     @pytest.fixture(autouse=True)
     def _index(self, small_index_dir, embedder) -> None:

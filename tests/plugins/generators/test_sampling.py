@@ -32,8 +32,8 @@ def test_top_p_keeps_the_nucleus_only():
     assert {Sampler(1.0, top_p=0.0, seed=1).sample(logits) for _ in range(50)} == {0}
 
 
-@pytest.mark.parametrize("bad", [dict(temperature=0.0), dict(temperature=float("nan")),
-                                 dict(temperature=1.0, top_p=1.5)])
+@pytest.mark.parametrize("bad", [{"temperature": 0.0}, {"temperature": float("nan")},
+                                 {"temperature": 1.0, "top_p": 1.5}])
 def test_invalid_settings(bad):
     with pytest.raises(ValueError):
         Sampler(**bad)
