@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "clinrag.cli.answer",
     "clinrag.cli.evaluate",
     "clinrag.cli.finetune",
+    "clinrag.cli.graph",
     "clinrag.cli.index",
     "clinrag.cli.models",
     "clinrag.cli.plugins",

@@ -1,10 +1,9 @@
-"""``clinrag answer`` and ``clinrag graph``."""
+"""``clinrag answer`` (``clinrag graph`` is in :mod:`clinrag.cli.graph`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
 from clinrag.core import defaults
@@ -79,50 +78,5 @@ def answer(
         report_line(f"{bad_rows.summary()}: {cases}")
 
 
-def graph(out: Path = typer.Option(None, "--out", help="Write a PNG (.png) or Mermaid text (.mmd/.md); "
-                                                       "prints Mermaid when omitted.")) -> None:
-    """Draw the agent graph."""
-    from clinrag.agent.graph import build_graph
-
-    from clinrag.core.io import atomic_file_write
-
-    drawable = build_graph().get_graph()
-    if out is not None and out.suffix == ".png":
-        atomic_file_write(out, _render_png(drawable, out))
-    elif out is not None:
-        atomic_file_write(out, drawable.draw_mermaid())
-    else:
-        typer.echo(drawable.draw_mermaid())
-
-
-def _render_png(drawable: Any, out: Path) -> bytes:
-    """The graph as PNG: with mermaid-cli (``mmdc``) when installed, else the mermaid.ink web service once;
-    offline, one line saying how to get the PNG."""
-    import shutil
-    import subprocess
-    import tempfile
-
-    from clinrag.core.errors import ClinragError
-
-    text = drawable.draw_mermaid()
-    mmdc = shutil.which("mmdc")
-    if mmdc:
-        with tempfile.TemporaryDirectory() as tmp:
-            src, png = Path(tmp) / "graph.mmd", Path(tmp) / "graph.png"
-            src.write_text(text, encoding="utf-8")
-            done = subprocess.run([mmdc, "-i", str(src), "-o", str(png)], capture_output=True, text=True)
-            if done.returncode == 0 and png.exists():
-                return png.read_bytes()
-    try:
-        return drawable.draw_mermaid_png(max_retries=1)
-    except Exception as exc:  # langchain's web renderer raises many kinds (no network, HTTP errors, timeouts)
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-        raise ClinragError(f"--out {out}: cannot render a PNG here (no local mermaid-cli `mmdc`, and the "
-                           f"mermaid.ink web renderer failed: {reason}); write Mermaid text with --out "
-                           f"{out.with_suffix('.mmd')} and render it with `mmdc -i {out.with_suffix('.mmd')} -o "
-                           f"{out}` or at https://mermaid.live") from None
-
-
 def register(app: typer.Typer) -> None:
     app.command("answer")(answer)
-    app.command("graph")(graph)

@@ -57,15 +57,16 @@ def export(
     base: str = typer.Option(..., "--base", help="Base model id or folder the adapter was trained on."),
     adapter: Path = typer.Option(..., "--adapter", help="Adapter folder written by `clinrag finetune`."),
     out: Path = typer.Option(..., "--out", help="Folder for the merged standalone model + tokenizer."),
+    dtype: str = typer.Option("auto", "--dtype", help="Weights dtype: auto (the base's), bf16, fp16 or fp32."),
 ) -> None:
-    """Merge an adapter into its base and save a standalone model (transformers / vLLM loadable)."""
+    """Merge an adapter into its base and save a standalone model (transformers 4.x and 5.x, vLLM loadable)."""
     from clinrag.finetune.export import export_merged
 
     from .interrupts import on_interrupt
 
     on_interrupt(lambda: f"{out} was not written (it is written whole, at the end); rerun the same command")
 
-    path = export_merged(base, adapter, out)
+    path = export_merged(base, adapter, out, dtype=dtype, log=lambda m: typer.echo(m, err=True))
     typer.echo(f"wrote {path}", err=True)
 
 

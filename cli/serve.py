@@ -1,4 +1,7 @@
-"""``clinrag serve``: expose an ``hf`` model as an OpenAI-compatible chat endpoint (``/v1/chat/completions``)."""
+"""``clinrag serve``: expose an ``hf`` model as an OpenAI-compatible chat endpoint (``/v1/chat/completions``).
+
+For anything beyond a small local server (tools, logprobs, n>1, GPU throughput) use vLLM or llama.cpp's server:
+the ``openai`` generator talks to them the same way."""
 
 from __future__ import annotations
 
@@ -17,11 +20,13 @@ def serve(
                                        help="Default max_tokens per request."),
     max_batch: int = typer.Option(defaults.SERVE_MAX_BATCH, "--max-batch", min=1,
                                   help="Most requests decoded together."),
+    read_timeout: float = typer.Option(defaults.SERVE_READ_TIMEOUT_S, "--read-timeout", min=0.1,
+                                       help="Seconds to wait on a client's socket before giving up on it."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … (default: cuda if available)."),
     dtype: str = typer.Option(None, "--dtype", help="auto, float32, bfloat16 or float16."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run model code from the repo."),
 ) -> None:
-    """Serve a model over the OpenAI chat API, so `--generator openai --base-url ...` can use it."""
+    """Serve a model over the OpenAI chat API (streaming, stop, sampling), e.g. for `--generator openai`."""
     from clinrag.plugins.generators.hf import HFChatLLM
     from clinrag.serving.openai_server import ChatServer
 
@@ -30,7 +35,7 @@ def serve(
     _ = llm.model  # load now: a bad --model fails before the port opens
     try:
         server = ChatServer(llm, served_model=served_model_name or model, host=host, port=port,
-                            max_batch=max_batch, default_max_tokens=max_new_tokens)
+                            max_batch=max_batch, default_max_tokens=max_new_tokens, read_timeout_s=read_timeout)
     except OSError as exc:
         from clinrag.core.errors import ClinragError
 

@@ -100,3 +100,7 @@ SERVE_MAX_TOKENS = 256
 
 #: Most requests the server decodes in one batch: one case's sub-questions from several concurrent clients.
 SERVE_MAX_BATCH = 16
+
+#: Seconds ``clinrag serve`` waits on a socket read or write (a request body, the next request on a kept-alive
+#: connection, a client that stopped reading a stream) before answering 408 or closing the connection.
+SERVE_READ_TIMEOUT_S = 30.0

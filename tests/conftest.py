@@ -91,7 +91,8 @@ def qwen_tokenizer_dir(tmp_path_factory) -> Path:
 def tiny_qwen2_dir(tmp_path_factory, qwen_tokenizer_dir) -> Path:
     """A random-init Qwen2ForCausalLM (hidden 64, 2 layers) with the real Qwen2.5 tokenizer.
 
-    Like Qwen2.5-0.5B it has 151,936 embedding rows for 151,665 ids (padded) and tied input/output embeddings.
+    Like Qwen2.5-0.5B it has 151,936 embedding rows for 151,665 ids (padded), tied input/output embeddings and
+    RoPE theta 1,000,000 (not transformers' default 10,000, so a config that loses it is caught).
     """
     import torch
     from clinrag.core.models.qwen_tokenizer import QWEN25_EMBEDDING_ROWS
@@ -100,7 +101,7 @@ def tiny_qwen2_dir(tmp_path_factory, qwen_tokenizer_dir) -> Path:
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=QWEN25_EMBEDDING_ROWS, hidden_size=64, intermediate_size=128,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=2048, tie_word_embeddings=True,
+                         max_position_embeddings=2048, tie_word_embeddings=True, rope_theta=1_000_000.0,
                          bos_token_id=151643, eos_token_id=151645, pad_token_id=151643)
     model = Qwen2ForCausalLM(config)
     out = tmp_path_factory.mktemp("tiny-qwen2") / "model"
@@ -110,11 +111,24 @@ def tiny_qwen2_dir(tmp_path_factory, qwen_tokenizer_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smollm2_server(smollm2_dir):
+def smollm2_server(_smollm2_server_process) -> str:
     """``clinrag serve`` (SmolLM2, OpenAI-compatible) in a subprocess on a free 127.0.0.1 port; its /v1 base URL.
 
     Shared by every test that needs a real OpenAI-compatible server; always shut down at the end of the session.
+    Its socket read timeout is 3 s, so a test of a stalled client waits that long only.
     """
+    return _smollm2_server_process[0]
+
+
+@pytest.fixture(scope="session")
+def smollm2_server_stderr(_smollm2_server_process):
+    """A function returning what the ``smollm2_server`` process has written to stderr so far."""
+    log = _smollm2_server_process[1]
+    return lambda: log.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture(scope="session")
+def _smollm2_server_process(smollm2_dir, tmp_path_factory):
     import json
     import socket
     import subprocess
@@ -126,14 +140,17 @@ def smollm2_server(smollm2_dir):
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
+    log = tmp_path_factory.mktemp("serve") / "stderr.log"
+    stderr = log.open("wb")  # a file, not a pipe: a pipe nobody reads would block the server once full
     proc = subprocess.Popen([sys.executable, "-m", "clinrag.cli", "serve", "--model", str(smollm2_dir), "--port", str(port),
-                             "--max-new-tokens", "16"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--max-new-tokens", "16", "--read-timeout", "3"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=stderr)
     base = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 240
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"clinrag serve exited {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+                pytest.fail(f"clinrag serve exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{base}/models", timeout=2) as resp:
                     models = json.loads(resp.read())
@@ -143,7 +160,7 @@ def smollm2_server(smollm2_dir):
                     pytest.fail("clinrag serve did not start within 240 s")
                 time.sleep(0.5)
         assert models["data"][0]["id"] == str(smollm2_dir)
-        yield base
+        yield base, log
     finally:
         proc.terminate()
         try:
@@ -151,6 +168,7 @@ def smollm2_server(smollm2_dir):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        stderr.close()
 
 
 @pytest.fixture

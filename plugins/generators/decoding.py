@@ -16,17 +16,25 @@ question differ. :func:`greedy_generate` therefore
 
 Tokens are identical to per-prompt greedy decoding up to floating-point summation order (padding changes
 the shapes of the matrix products); the test suite and ``benchmarks/bench_answer.py`` check equality.
+
+:func:`generate_batch` is the same loop for a server's mixed batches: some rows sample
+(:mod:`~clinrag.plugins.generators.sampling`), and a callback sees each token and may end its row early (stop
+sequences, :mod:`~clinrag.plugins.generators.text_stream`). Greedy rows in such a batch are decoded exactly as
+by :func:`greedy_generate`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import hf_compat
+
+if TYPE_CHECKING:
+    from .sampling import Sampler
 
 
 @dataclass
@@ -173,6 +181,22 @@ def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tok
     limits). ``share_prefix=False`` (or a shared prefix shorter than ``min_shared`` tokens) runs the whole
     prompts left-padded in one batch without the prefix step.
     """
+    return generate_batch(model, prompts, max_new_tokens=max_new_tokens, eos_ids=eos_ids, pad_id=pad_id,
+                          share_prefix=share_prefix, min_shared=min_shared, rowwise_prefill=rowwise_prefill,
+                          stats=stats)
+
+
+def generate_batch(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int | Sequence[int],
+                   eos_ids: Iterable[int], pad_id: int, samplers: Sequence[Sampler | None] | None = None,
+                   on_token: Callable[[int, int], bool] | None = None, share_prefix: bool = True,
+                   min_shared: int = 8, rowwise_prefill: bool = True,
+                   stats: DecodeStats | None = None) -> list[list[int]]:
+    """:func:`greedy_generate`, where a row may sample and a caller may watch and stop rows as tokens come.
+
+    ``samplers[i]`` (a :class:`~clinrag.plugins.generators.sampling.Sampler`) draws row ``i``'s tokens; a row
+    whose sampler is None takes the argmax, exactly as :func:`greedy_generate`. ``on_token(i, token)`` is called
+    for every token appended to row ``i``; returning True ends that row there (a stop sequence, a client gone).
+    """
     import torch
 
     stats = stats if stats is not None else DecodeStats()
@@ -188,6 +212,8 @@ def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tok
     limits = ([int(max_new_tokens)] * bsz if isinstance(max_new_tokens, int) else [int(n) for n in max_new_tokens])
     if len(limits) != bsz:
         raise ValueError(f"{len(limits)} max_new_tokens for {bsz} prompts")
+    if samplers is not None and len(samplers) != bsz:
+        raise ValueError(f"{len(samplers)} samplers for {bsz} prompts")
     if max(limits) <= 0:
         return results
 
@@ -216,12 +242,17 @@ def greedy_generate(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tok
 
         while True:
             tokens = logits.argmax(dim=-1)
+            if samplers is not None:
+                for row, b in enumerate(active.tolist()):
+                    if samplers[b] is not None:
+                        tokens[row] = samplers[b].sample(logits[row])
             keep = []
             for row, (b, t) in enumerate(zip(active.tolist(), tokens.tolist())):
                 if t in eos or len(results[b]) >= limits[b]:
                     continue
                 results[b].append(t)
-                if len(results[b]) < limits[b]:
+                stop = on_token(b, t) if on_token is not None else False
+                if not stop and len(results[b]) < limits[b]:
                     keep.append(row)
             if not keep:
                 break

@@ -1,6 +1,7 @@
 """``hf``: any transformers causal LM (hub id, local folder or ``.gguf`` file), optionally with a PEFT adapter.
 
-Prompts go through the tokenizer's chat template (ChatML for Qwen2.5 and SmolLM2). Decoding is greedy.
+Prompts go through the tokenizer's chat template (ChatML for Qwen2.5 and SmolLM2). Decoding is greedy (the
+server's requests may sample: :meth:`HFChatLLM.generate_ids` takes per-row samplers and a token callback).
 All sub-questions of a case are answered in one batched decode that computes the shared
 system + scenario prefix once (:mod:`clinrag.plugins.generators.decoding`).
 
@@ -12,16 +13,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from clinrag.core.defaults import DEFAULT_MODEL, MAX_NEW_TOKENS
 from clinrag.core.models.loading import load_causal_lm
 from clinrag.core.types import Generation
 
 from .base import Message
-from .decoding import DecodeStats, greedy_generate, supports_prefix_decoding
+from .decoding import DecodeStats, generate_batch, supports_prefix_decoding
 from .llm import LLMGenerator, split_usage
+
+if TYPE_CHECKING:
+    from .sampling import Sampler
 
 _LOADED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 _LOAD_LOCK = threading.Lock()
@@ -87,8 +91,13 @@ class HFChatLLM:
 
     # -- generation -----------------------------------------------------------------------------------
     def generate_ids(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int | Sequence[int] | None = None,
-                     prefix_cache: bool | None = None) -> tuple[list[list[int]], DecodeStats]:
-        """Greedy continuations (EOS excluded); ``max_new_tokens`` is one limit or one per prompt."""
+                     prefix_cache: bool | None = None, samplers: Sequence[Sampler | None] | None = None,
+                     on_token: Callable[[int, int], bool] | None = None) -> tuple[list[list[int]], DecodeStats]:
+        """Continuations (EOS excluded); ``max_new_tokens`` is one limit or one per prompt.
+
+        Greedy unless ``samplers`` gives a row a sampler; ``on_token(row, token)`` sees every token and ends its
+        row by returning True (see :func:`~clinrag.plugins.generators.decoding.generate_batch`).
+        """
         model, tok = self._components()
         n_new: int | list[int] = (int(max_new_tokens or self.max_new_tokens) if not isinstance(max_new_tokens, Sequence)
                                   else [int(n) for n in max_new_tokens])
@@ -96,10 +105,18 @@ class HFChatLLM:
         stats = DecodeStats()
         with self._lock:
             if supports_prefix_decoding(model):
-                outs = greedy_generate(model, prompts, max_new_tokens=n_new, eos_ids=self.eos_ids(),
-                                       pad_id=int(tok.pad_token_id), share_prefix=share, stats=stats)
+                outs = generate_batch(model, prompts, max_new_tokens=n_new, eos_ids=self.eos_ids(),
+                                      pad_id=int(tok.pad_token_id), samplers=samplers, on_token=on_token,
+                                      share_prefix=share, stats=stats)
             else:  # e.g. encoder-decoder models: plain left-padded batch through generate()
+                if samplers is not None and any(s is not None for s in samplers):
+                    raise ValueError(f"{self.model_spec}: sampling needs a decoder-only model; use temperature 0")
                 outs = self._generate_plain(prompts, n_new, stats)
+                for row, out in enumerate(outs):  # the same callback contract, after the fact
+                    for i, t in enumerate(out if on_token is not None else ()):
+                        if on_token(row, t):
+                            del out[i + 1:]
+                            break
         self.last_stats = stats
         return outs, stats
 

@@ -72,3 +72,31 @@ def test_small_batch_linears_same_outputs_and_restored():
     model.to(torch.bfloat16)  # other dtypes keep the stock kernel
     with small_batch_linears(model) as n:
         assert n == 0 and all("forward" not in m.__dict__ for m in model)
+
+
+@pytest.mark.slow
+def test_mixed_batch_greedy_rows_unchanged_sampled_rows_seeded_stopped_rows_end(smollm2_dir):
+    """A server batch: a greedy row decodes exactly as ``greedy_generate`` beside a sampling row, a seeded row
+    repeats itself, and ``on_token`` returning True ends its row there."""
+    from clinrag.plugins.generators.decoding import generate_batch
+    from clinrag.plugins.generators.hf import HFChatLLM
+    from clinrag.plugins.generators.sampling import Sampler
+
+    llm = HFChatLLM(str(smollm2_dir))
+    prompts = [llm.encode([{"role": "user", "content": q}])
+               for q in ("Name three causes of chest pain.", "What does a troponin test measure?")]
+    model, pad, eos = llm.model, llm.tokenizer.pad_token_id, llm.eos_ids()
+    greedy = greedy_generate(model, prompts, max_new_tokens=8, eos_ids=eos, pad_id=pad)
+
+    def mixed(seed: int) -> list[list[int]]:
+        return generate_batch(model, prompts, max_new_tokens=8, eos_ids=eos, pad_id=pad,
+                              samplers=[Sampler(1.5, seed=seed), None])
+
+    first = mixed(11)
+    assert first[1] == greedy[1] and first == mixed(11)
+    assert any(mixed(s)[0] != first[0] for s in (12, 13, 14))  # other seeds, other tokens
+    seen: list[tuple[int, int]] = []
+    stopped = generate_batch(model, prompts, max_new_tokens=8, eos_ids=eos, pad_id=pad,
+                             on_token=lambda row, t: seen.append((row, t)) or (row == 0 and len(seen) >= 3))
+    assert stopped[0] == greedy[0][:len(stopped[0])] and 1 <= len(stopped[0]) <= 2 and stopped[1] == greedy[1]
+    assert [t for r, t in seen if r == 1] == greedy[1]

@@ -38,7 +38,7 @@ def test_parse_chat_request_validates_fields():
     bad = [({"model": "other", "messages": [{"role": "user", "content": "x"}]}, "not served"),
            ({"messages": []}, "non-empty"),
            ({"messages": [{"role": "robot", "content": "x"}]}, "role"),
-           ({"messages": [{"role": "user", "content": "x"}], "stream": True}, "stream"),
+           ({"messages": [{"role": "user", "content": "x"}], "stream": "yes"}, "stream"),
            ({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, "max_tokens")]
     for body, msg in bad:
         with pytest.raises(RequestError, match=msg):
