@@ -28,7 +28,8 @@ def answer(
                                   help="Answer generator (see `clinrag generators list`)."),
     k: int = typer.Option(defaults.TOP_K, "-k", "--k", min=1, help="Passages retrieved per sub-question."),
     mode: str = typer.Option(defaults.RETRIEVAL_MODE, "--mode",
-                             help="Retrieval: dense, bm25, or hybrid (reciprocal-rank fusion)."),
+                             help="Retrieval: auto (hybrid where the index has BM25, else dense), dense, bm25, or "
+                             "hybrid (dense + BM25, z-score fusion)."),
     fmt: str = typer.Option(OutputFormat.md.value, "--format", help="md (readable) or json (one object per line)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Answer at most this many cases."),
     model: str = typer.Option(None, "--model", help="LLM generators: hub id, local folder or .gguf file."),

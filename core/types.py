@@ -42,11 +42,14 @@ class Query:
 
     ``kind`` says where it came from (``original``, ``paraphrase``, ``step_back``, ``hyde``, ``case``).
     ``embed_texts``, when given, are embedded and averaged instead of ``text`` (HyDE: question + passage).
+    ``contrast``: the case's other questions; a dense hit that one of them matches better than this query is
+    demoted (sibling contrast, :mod:`clinrag.retrieval.contrast`), so each question keeps its own aspect.
     """
 
     text: str
     kind: str = "original"
     embed_texts: tuple[str, ...] = ()
+    contrast: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -142,9 +142,12 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, self.passage_prefix, show_progress)
 
     def describe(self) -> dict[str, Any]:
-        """What the manifest records about this embedder."""
+        """What the manifest records about this embedder: name, precision, prefixes, and its identity (the
+        resolved folder and a sha256 of its weight files, :mod:`clinrag.retrieval.identity`)."""
+        from .identity import identity
+
         return {"embedder": self.name, "precision": self.precision.value, "query_prefix": self.query_prefix,
-                "passage_prefix": self.passage_prefix}
+                "passage_prefix": self.passage_prefix, **identity(resolve_model_path(self.name))}
 
 
 @lru_cache(maxsize=4)

@@ -24,8 +24,15 @@ class IndexType(Choice):
 
 
 class RetrievalMode(Choice):
-    """How passages are ranked: dense vectors, BM25, or both fused by reciprocal rank."""
+    """How passages are ranked: dense vectors, BM25, both fused (hybrid), or ``auto`` (hybrid where the index has
+    BM25 state, else dense)."""
 
+    auto = "auto"
     dense = "dense"
     bm25 = "bm25"
     hybrid = "hybrid"
+
+    @classmethod
+    def evaluated(cls) -> list[RetrievalMode]:
+        """The concrete modes (``auto`` resolves to one of them)."""
+        return [m for m in cls if m is not cls.auto]

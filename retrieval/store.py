@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 from clinrag.core import __version__
-from clinrag.core.defaults import DEFAULT_EMBEDDER_ALIASES, RRF_K
+from clinrag.core.defaults import (
+    DEFAULT_EMBEDDER_ALIASES,
+    HYBRID_DEPTH,
+    HYBRID_FUSION,
+    RRF_K,
+    SIBLING_CONTRAST,
+)
 from clinrag.core.errors import ClinragError, IndexLoadError
 from clinrag.core.io import OUTPUT_MARKER, atomic_dir_write
 from clinrag.core.types import Hit, Passage
@@ -31,7 +37,9 @@ from clinrag.core.types import Hit, Passage
 from .ann import AnnSpec, IndexType, apply_search_params, build_faiss, search_parameters
 from .bm25 import BM25Index
 from .chunking import ChunkSpec, chunk_passages
-from .fusion import rrf
+from .contrast import rerank, stored_vectors
+from .fusion import fuse
+from .identity import check_identity, warn_if_legacy
 from .options import RetrievalMode
 from .passages import PassageError, check_unique
 
@@ -109,6 +117,7 @@ class PassageIndex:
     bm25: BM25Index | None = None
     chunking: ChunkSpec = field(default_factory=ChunkSpec)
     manifest: dict[str, Any] = field(default_factory=dict)
+    _rows: dict[str, int] = field(default_factory=dict, repr=False)  # passage id -> FAISS row, built when needed
 
     # -- building -----------------------------------------------------------------------------------
     @classmethod
@@ -181,6 +190,8 @@ class PassageIndex:
         if int(dim) != self.dimension:
             raise IndexLoadError(f"index vectors have dimension {self.dimension}, embedder {embedder.name!r} "
                                  f"gives {dim}")
+        if hasattr(embedder, "describe"):  # same name, other weights (a tuned model re-trained in place)
+            check_identity(self.embedder_config, embedder.describe())
 
     def vectors(self) -> np.ndarray:
         """The stored vectors, row i = passage i (flat and HNSW indexes store them exactly)."""
@@ -196,30 +207,53 @@ class PassageIndex:
     def search_bm25(self, texts: Sequence[str], k: int, *, filters: Mapping[str, Any] | None = None) -> list[list[Hit]]:
         return self._bm25(texts, k, _filter_mask(self.passages, filters))
 
+    def resolve_mode(self, mode: str | RetrievalMode) -> RetrievalMode:
+        """``auto`` -> ``hybrid`` where this index has BM25 state, else ``dense``; other modes as they are."""
+        mode = RetrievalMode.parse(mode)
+        if mode is RetrievalMode.auto:
+            return RetrievalMode.hybrid if self.bm25 is not None else RetrievalMode.dense
+        return mode
+
     def search(self, *, k: int, mode: str | RetrievalMode = RetrievalMode.dense, vectors: np.ndarray | None = None,
                texts: Sequence[str] | None = None, filters: Mapping[str, Any] | None = None, rrf_k: int = RRF_K,
-               weights: Sequence[float] | None = None, depth: int | None = None) -> list[list[Hit]]:
+               weights: Sequence[float] | None = None, depth: int | None = None, fusion: str = HYBRID_FUSION,
+               contrast: Sequence[np.ndarray | None] | None = None,
+               contrast_weight: float = SIBLING_CONTRAST) -> list[list[Hit]]:
         """Top-``k`` hits per query. ``dense`` needs ``vectors``, ``bm25`` needs ``texts``, ``hybrid`` both.
 
-        ``hybrid`` fuses the dense and BM25 top-``depth`` lists (default ``max(k, 50)``) by reciprocal rank
-        (:func:`clinrag.retrieval.fusion.rrf`: 1-based ranks, ``rrf_k``, optional ``weights`` = (dense, bm25)).
-        Hit scores are cosine similarity, BM25 score or fused RRF score respectively.
+        ``hybrid`` fuses the dense and BM25 top-``depth`` lists (default ``max(k, 50)``) by ``fusion``: ``zscore``
+        (:func:`clinrag.retrieval.fusion.zscore`) or ``rrf`` (1-based ranks, ``rrf_k``); ``weights`` =
+        (dense, bm25). ``contrast[i]``, when given, holds query i's sibling vectors: its dense top-``depth`` is
+        re-ranked by :mod:`clinrag.retrieval.contrast` with ``contrast_weight`` before fusion (or truncation).
+        Hit scores are cosine similarity (contrasted), BM25 score or fused score respectively.
         """
-        mode = RetrievalMode.parse(mode)
+        mode = self.resolve_mode(mode)
         mask = _filter_mask(self.passages, filters)
-        if mode is RetrievalMode.dense:
-            if vectors is None:
-                raise ClinragError("dense search needs query vectors")
-            return self._dense(vectors, k, mask)
-        if texts is None:
+        if mode is not RetrievalMode.dense and texts is None:
             raise ClinragError(f"{mode.value} search needs query texts")
         if mode is RetrievalMode.bm25:
-            return self._bm25(texts, k, mask)
+            return self._bm25(texts, k, mask)  # type: ignore[arg-type]
         if vectors is None:
-            raise ClinragError("hybrid search needs query vectors")
-        n = max(k, depth or 50)
-        dense, sparse = self._dense(vectors, n, mask), self._bm25(texts, n, mask)
-        return [rrf([d, s], k, rrf_k=rrf_k, weights=weights) for d, s in zip(dense, sparse)]
+            raise ClinragError(f"{mode.value} search needs query vectors")
+        contrasted = contrast is not None and contrast_weight > 0 and any(c is not None and len(c) for c in contrast)
+        if mode is RetrievalMode.dense and not contrasted:
+            return self._dense(vectors, k, mask)
+        n = max(k, depth or HYBRID_DEPTH)
+        dense = self._dense(vectors, n, mask)
+        if contrasted:
+            dense = [self._contrast(hits, c, contrast_weight) for hits, c in zip(dense, contrast)]  # type: ignore[arg-type]
+        if mode is RetrievalMode.dense:
+            return [hits[:k] for hits in dense]
+        sparse = self._bm25(texts, n, mask)  # type: ignore[arg-type]
+        return [fuse([d, s], fusion, k, rrf_k=rrf_k, weights=weights) for d, s in zip(dense, sparse)]
+
+    def _contrast(self, hits: list[Hit], siblings: np.ndarray | None, weight: float) -> list[Hit]:
+        if siblings is None or not len(siblings) or not hits:
+            return hits
+        if len(self._rows) != len(self.passages):
+            self._rows = {p.id: i for i, p in enumerate(self.passages)}
+        vecs = stored_vectors(self.faiss_index, [self._rows[h.id] for h in hits])
+        return rerank(hits, vecs, np.asarray(siblings, dtype=np.float32), weight)
 
     def _dense(self, vectors: np.ndarray, k: int, mask: np.ndarray | None) -> list[list[Hit]]:
         k = min(k, len(self.passages))
@@ -342,6 +376,7 @@ class PassageIndex:
             except (OSError, ValueError, KeyError) as exc:
                 raise IndexLoadError(f"{folder / BM25_DIR}: cannot be read ({exc})") from None
         chunking = ChunkSpec(**manifest.get("chunking", {}))
+        warn_if_legacy(manifest["embedder_config"], str(folder))
         return cls(passages, index, manifest["embedder_config"], spec, bm, chunking, manifest)
 
     @staticmethod

@@ -3,7 +3,10 @@
 Rule-based, no LLM call. "What is the most likely diagnosis and how should it be confirmed?" becomes two
 sub-questions serving the same input question. Each sub-question carries the scenario facts that share
 words with it; a question that names no topic of its own ("What is the next step?") or leans on a pronoun
-is retrieved together with the scenario, because on its own it would retrieve nothing specific.
+is retrieved together with the scenario, because on its own it would retrieve nothing specific. A question
+that names one topic ("What is (are) vitiligo ?") is retrieved as written: appending a generic scenario to
+it cost 0.005 hit@5 on MedQuAD dev. Each sub-question's query carries the case's other sub-questions as
+``contrast``, so the retriever can demote a passage a sibling question matches better (sibling contrast).
 
 With ``refine=true`` an LLM rewrites each input question into self-contained sub-questions (splitting what
 the rules missed, naming the disease instead of "it"), one call per non-multiple-choice question, all in one
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from clinrag.core import prompts
@@ -71,7 +75,7 @@ def scenario_facts(case: Case, question: str, *, max_sentences: int = 3) -> str:
 
 
 def needs_scenario(question: str) -> bool:
-    return len(topical_words(question)) < 2 or has_pronoun(question)
+    return not topical_words(question) or has_pronoun(question)
 
 
 def retrieval_text(case: Case, question: str, *, scenario_words: int = 180) -> str:
@@ -96,13 +100,24 @@ def sub_questions(case: Case, i: int, parts: list[str]) -> list[SubQuestion]:
     return out
 
 
+def with_contrast(subs: list[SubQuestion]) -> list[SubQuestion]:
+    """Each sub-question's queries carrying the other sub-questions' texts as ``contrast``."""
+    out = []
+    for sq in subs:
+        others = tuple(dict.fromkeys(o.text for o in subs if o.id != sq.id and o.text != sq.text))
+        queries = tuple(replace(q, contrast=others) for q in sq.queries)
+        out.append(replace(sq, queries=queries))
+    return out
+
+
 def decompose(case: Case) -> list[SubQuestion]:
-    """The rule-based decomposition every strategy starts from (ids ``q{i}`` / ``q{i}.{j}``, 1-based)."""
+    """The rule-based decomposition every strategy starts from (ids ``q{i}`` / ``q{i}.{j}``, 1-based), each
+    sub-question's query contrasted with its siblings."""
     subs = []
     for i, question in enumerate(case.questions):
         parts = [question.strip()] if is_mcq(case, i) else split_compound(question)
         subs.extend(sub_questions(case, i, parts))
-    return subs
+    return with_contrast(subs)
 
 
 class DecompositionStrategy:
@@ -162,7 +177,7 @@ class DecompositionStrategy:
             notes.append(parse_note(self.name, failed, fallback="the rule-based split"))
         usage = batch.usage
         usage.seconds = time.perf_counter() - start
-        return Translation(subs, fusion="union", notes=notes, usage=usage, fallbacks=skipped + failed)
+        return Translation(with_contrast(subs), fusion="union", notes=notes, usage=usage, fallbacks=skipped + failed)
 
 
 def acceptable_part(part: str, question: str, case: Case) -> bool:

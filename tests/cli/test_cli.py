@@ -37,14 +37,14 @@ def test_graph_mermaid(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["index", "search", "idx", "query", "--mode", "nope"],
-     "--mode: unknown retrieval mode 'nope' (valid: dense, bm25, hybrid)"),
+     "--mode: unknown retrieval mode 'nope' (valid: auto, dense, bm25, hybrid)"),
     (["index", "evaluate", "idx", "cases.jsonl", "--mode", "dense", "--mode", "nope"],
-     "--mode: unknown retrieval mode 'nope' (valid: dense, bm25, hybrid)"),
+     "--mode: unknown retrieval mode 'nope' (valid: auto, dense, bm25, hybrid)"),
     (["index", "build", "corpus.jsonl", "--out", "x", "--index", "annoy"],
      "--index: unknown index type 'annoy' (valid: auto, flat, hnsw, ivf, ivfpq)"),
     (["index", "build", "corpus.jsonl", "--out", "x", "--precision", "fp8"],
      "--precision: unknown precision 'fp8' (valid: auto, fp32, bf16)"),
-    (["answer", "cases.jsonl", "--mode", "nope"], "--mode: unknown retrieval mode 'nope' (valid: dense, bm25, hybrid)"),
+    (["answer", "cases.jsonl", "--mode", "nope"], "--mode: unknown retrieval mode 'nope' (valid: auto, dense, bm25, hybrid)"),
     (["answer", "cases.jsonl", "--format", "html"], "--format: unknown output format 'html' (valid: md, json)"),
     (["answer", "cases.jsonl", "--answer-mode", "all"],
      "--answer-mode: unknown answer mode 'all' (valid: per_question, single_pass)"),

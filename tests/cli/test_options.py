@@ -37,7 +37,7 @@ def test_generator_options_merge_the_common_flags_over_extra_pairs():
 
 def test_an_unknown_enum_value_names_the_option_and_lists_the_valid_ones():
     assert RetrievalMode.parse("hybrid", option="--mode") is RetrievalMode.hybrid
-    with pytest.raises(ClinragError, match=r"^--mode: unknown retrieval mode 'x' \(valid: dense, bm25, hybrid\)$"):
+    with pytest.raises(ClinragError, match=r"^--mode: unknown retrieval mode 'x' \(valid: auto, dense, bm25, hybrid\)$"):
         RetrievalMode.parse("x", option="--mode")
     with pytest.raises(ClinragError, match=r"^unknown retrieval mode 'x'"):
         RetrievalMode.parse("x")

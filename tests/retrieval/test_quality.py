@@ -31,3 +31,24 @@ def test_evaluate_matches_retrieve(small_index_dir, small_passages, embedder, tm
         assert m["mrr@10"] == pytest.approx(sum(mrr_at_k(x, g, 10) for x, g in zip(ranked, gold)) / 3)
     assert res["modes"]["dense"]["hit@5"] >= 2 / 3  # a passage's own title finds it
     assert "| cases.jsonl | 3 | hybrid |" in markdown_table([res])
+
+
+def test_missing_gold_is_counted_and_an_index_without_any_is_not_scored(small_index_dir, small_passages, embedder,
+                                                                        tmp_path):
+    from clinrag.retrieval.quality import missing_lines
+
+    p = small_passages
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(json.dumps({"id": "a", "clinical_scenario": "s", "questions": [p[0].title, "other"],
+                                 "evidence": [[p[0].id, "elsewhere-1"], ["elsewhere-2"]]}) + "\n", encoding="utf-8")
+    r = IndexRetriever(small_index_dir, embedder=embedder)
+    res = evaluate_cases(r, cases, ["dense"])
+    assert (res["gold_ids"], res["gold_missing"]) == (3, 2)
+    assert missing_lines([res]) == ["cases.jsonl: 2 of 3 gold ids are not in the index"]
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text(json.dumps({"id": "b", "clinical_scenario": "s", "questions": ["q"],
+                                   "evidence": [["pubmed-1"]]}) + "\n", encoding="utf-8")
+    res = evaluate_cases(r, foreign, ["dense", "bm25"])
+    assert res["modes"] == {"dense": None, "bm25": None} and res["gold_missing"] == 1
+    table = markdown_table([res])
+    assert "no gold passage in this index (1 gold ids missing): not scored" in table and "0.000" not in table

@@ -36,7 +36,7 @@ def test_mode_and_filters_set_on_the_retriever(small_index_dir, embedder, retrie
     assert ids(rows) == ids(retriever.retrieve(QUESTIONS, 3, mode="bm25", filters={"source": "even"}))
     assert all(h.passage.metadata["source"] == "even" for row in rows for h in row)
     assert retriever.retrieve([], 3) == []
-    with pytest.raises(ClinragError, match="valid: dense, bm25, hybrid"):
+    with pytest.raises(ClinragError, match="valid: auto, dense, bm25, hybrid"):
         IndexRetriever(small_index_dir, mode="splade")
 
 
@@ -59,5 +59,5 @@ def test_build_agent_passes_the_retrieval_mode(small_index_dir):
 
     agent = build_agent(small_index_dir, retrieval_mode="hybrid")
     assert agent.context.retriever.mode.value == "hybrid"
-    with pytest.raises(ClinragError, match="valid: dense, bm25, hybrid"):
+    with pytest.raises(ClinragError, match="valid: auto, dense, bm25, hybrid"):
         build_agent(small_index_dir, retrieval_mode="colbert")

@@ -109,7 +109,7 @@ def test_incremental_add_equals_full_rebuild(small_passages, small_index, embedd
         b = small_index.search(k=5, mode=mode, vectors=qvecs, texts=QUERIES)
         assert [[h.id for h in r] for r in a] == [[h.id for h in r] for r in b]
         for ra, rb in zip(a, b):
-            assert [h.score for h in ra] == pytest.approx([h.score for h in rb], abs=5e-3)
+            assert [h.score for h in ra] == pytest.approx([h.score for h in rb], rel=5e-3, abs=5e-3)
     with pytest.raises(ClinragError, match="duplicate passage id"):
         grown.add(small_passages[:1], embedder)
 
@@ -117,8 +117,11 @@ def test_incremental_add_equals_full_rebuild(small_passages, small_index, embedd
 def test_modes_filters_and_bm25_scores(small_index, qvecs):
     bm = small_index.search(k=24, mode="bm25", texts=["zzqx unknownterm"])
     assert bm == [[]]  # no query term in the vocabulary: nothing scores, nothing is returned
-    hyb = small_index.search(k=3, mode="hybrid", vectors=qvecs[:1], texts=QUERIES[:1])[0]
+    hyb = small_index.search(k=3, mode="hybrid", vectors=qvecs[:1], texts=QUERIES[:1], fusion="rrf")[0]
     assert [h.rank for h in hyb] == [0, 1, 2] and all(0 < h.score <= 2 / 61 for h in hyb)
+    z = small_index.search(k=3, mode="hybrid", vectors=qvecs[:1], texts=QUERIES[:1])[0]  # z-score: the default
+    assert [h.rank for h in z] == [0, 1, 2] and z[0].score > 0 and z[0].score >= z[1].score >= z[2].score
+    assert small_index.search(k=3, mode="auto", vectors=qvecs[:1], texts=QUERIES[:1])[0] == z
     for mode in RetrievalMode:
         rows = small_index.search(k=5, mode=mode, vectors=qvecs, texts=QUERIES, filters={"source": "odd"})
         assert all(h.passage.metadata["source"] == "odd" for row in rows for h in row)
@@ -127,7 +130,7 @@ def test_modes_filters_and_bm25_scores(small_index, qvecs):
     assert none == [[]] * len(QUERIES)
     both = small_index.search_vectors(qvecs, 30, filters={"source": ["odd", "even"]})
     assert all(len(r) == 24 for r in both)
-    with pytest.raises(ClinragError, match="valid: dense, bm25, hybrid"):
+    with pytest.raises(ClinragError, match="valid: auto, dense, bm25, hybrid"):
         small_index.search(k=1, mode="sparse", texts=["x"])
 
 
@@ -138,6 +141,8 @@ def test_no_bm25_index_refuses_bm25_mode(small_passages, small_index, tmp_path):
     assert loaded.bm25 is None and loaded.manifest["bm25"] is None
     with pytest.raises(ClinragError, match="no BM25 state"):
         loaded.search(k=1, mode="bm25", texts=["blood pressure"])
+    assert loaded.resolve_mode("auto") is RetrievalMode.dense  # the default falls back to what the index has
+    assert small_index.resolve_mode("auto") is RetrievalMode.hybrid
 
 
 @pytest.mark.parametrize("kind, params", [("hnsw", {"M": 8, "ef_search": 64}), ("ivf", {"nlist": 4, "nprobe": 4}),
