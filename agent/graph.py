@@ -1,7 +1,9 @@
 """The LangGraph graph: translate → Send one retrieve branch per sub-question → answer → compose.
 
-The scenario summary is written in parallel with translation and joins at ``compose``. Components
-(retriever, generator, strategy) come from the runtime context (:class:`AgentContext`), never from state::
+The scenario summary is written in parallel with translation and joins at ``compose``, unless the generator
+writes it together with the answers (:class:`~clinrag.plugins.generators.base.SummarizesWithAnswers`, e.g.
+``hf``: one batched decode sharing the scenario prefix); then ``summarize`` passes and ``answer`` does both.
+Components (retriever, generator, strategy) come from the runtime context (:class:`AgentContext`), never from state::
 
     START ─┬─ translate ──Send×N──▶ retrieve ──▶ answer ─┬─▶ compose ─▶ END
            ├─ summarize ──────────────────────────────────┤
@@ -21,7 +23,7 @@ from clinrag.core.defaults import FUSION, RRF_K
 from clinrag.core.errors import ClinragError, PluginContractError
 from clinrag.core.prompts import parse_whole_case, whole_case_messages
 from clinrag.core.types import Generation, Query, SubQuestion, Usage
-from clinrag.plugins.generators.base import AnswerRequest, check_generations
+from clinrag.plugins.generators.base import AnswerRequest, SummarizesWithAnswers, check_generations
 from clinrag.plugins.generators.llm import strip_unknown_citations
 from clinrag.plugins.strategies.base import LLMBudget, check_translation
 from clinrag.retrieval.fusion import retrieve_fused
@@ -69,6 +71,8 @@ def retrieve(branch: BranchState, runtime: Runtime[AgentContext]) -> dict[str, A
 
 def summarize(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     generator = runtime.context.generator
+    if isinstance(generator, SummarizesWithAnswers):
+        return {}  # written by ``answer``, in the same call as the answers
     gen = check_generations(generator.name, [generator.summarize(state["case"])], 1, "summarize")[0]
     return {"summary_generation": gen, "step_usage": [gen.usage]}
 
@@ -79,9 +83,16 @@ def answer(state: CaseState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
                               case.reference("options", sq.question_index) if case.options else None)
                 for sq in state["sub_questions"]]
     generator = runtime.context.generator
-    gens = check_generations(generator.name, generator.answer(case, requests), len(requests), "answer")
-    return {"sub_answers": {sq.id: g for sq, g in zip(state["sub_questions"], gens)},
-            "step_usage": [g.usage for g in gens]}
+    update: dict[str, Any] = {}
+    if isinstance(generator, SummarizesWithAnswers):
+        answers, summary = generator.answer_with_summary(case, requests)
+        summary = check_generations(generator.name, [summary], 1, "answer_with_summary")[0]
+        update = {"summary_generation": summary}
+    else:
+        answers = generator.answer(case, requests)
+    gens = check_generations(generator.name, answers, len(requests), "answer")
+    usage = [g.usage for g in gens] + ([update["summary_generation"].usage] if update else [])
+    return {**update, "sub_answers": {sq.id: g for sq, g in zip(state["sub_questions"], gens)}, "step_usage": usage}
 
 
 def _source(hit: Any) -> Source:

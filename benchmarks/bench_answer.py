@@ -18,7 +18,12 @@ The headline run uses what a user gets by default: torch's thread count (all cor
 one thread and 32 new tokens: short answers make the case prefill-bound, where prefix sharing saves only the
 scenario's share of each prompt, so the speed-up is smaller there.
 
-Usage: ``python benchmarks/bench_answer.py [--cases-demo N] [--cases-medquad N] [--max-new-tokens N]``.
+``--real-size`` adds the run at the real model size (the 0.5B Qwen stand-in, whole shared cases end to end, the
+default dtype, against the same sequential baseline and llama.cpp): ``benchmarks/real_size.py``, reported under
+``real_size``; ``--real-size-only`` runs just that and keeps the SmolLM2 figures.
+
+Usage: ``python benchmarks/bench_answer.py [--cases-demo N] [--cases-medquad N] [--max-new-tokens N]
+[--real-size | --real-size-only]``.
 """
 
 from __future__ import annotations
@@ -120,7 +125,23 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--no-variant", dest="variant", action="store_false",
                     help=f"skip the second, prefill-bound measurement ({VARIANT})")
+    ap.add_argument("--real-size", action="store_true",
+                    help="also run the real-size benchmark (0.5B Qwen stand-in, whole shared cases, vs the sequential "
+                         "baseline and llama.cpp; benchmarks/real_size.py), written under 'real_size'")
+    ap.add_argument("--real-size-only", action="store_true",
+                    help="only the real-size run; the SmolLM2 figures already in --out are kept")
+    ap.add_argument("--real-cases", type=int, default=3, help="shared cases timed in the real-size run")
+    ap.add_argument("--parity-cases", type=int, default=6,
+                    help="further cases decoded in both dtypes (32-token answers) for the quality gate")
+    ap.add_argument("--real-index", type=Path, default=REPO / ".cache" / "full-index",
+                    help="index the real-size run retrieves from (default: the full 29k-passage index)")
     args = ap.parse_args()
+    if args.real_size_only:
+        result = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
+        result["real_size"] = real_size(args)
+        write(result, args.out)
+        print(json.dumps({k: v for k, v in result["real_size"].items() if k not in ("per_case", "case_seconds")}))
+        return 0
     import torch
     from clinrag.plugins.generators.hf import HFGenerator
 
@@ -135,15 +156,38 @@ def main() -> int:
                                                   "overhead_share", "tokens_equal", "questions_token_equal",
                                                   "baseline_total_seconds", "clinrag_total_seconds")}]
     result["command"] = "python benchmarks/bench_answer.py " + " ".join(sys.argv[1:])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=args.out.parent, suffix=".tmp", delete=False, encoding="utf-8") as fh:
-        json.dump(result, fh, indent=2, ensure_ascii=False)
-    os.chmod(fh.name, 0o644)
-    Path(fh.name).replace(args.out)
+    if args.real_size:
+        result["real_size"] = real_size(args)
+    elif args.out.exists():  # keep the last real-size figures (they carry their own command and date)
+        previous = json.loads(args.out.read_text(encoding="utf-8")).get("real_size")
+        if previous:
+            result["real_size"] = previous
+    write(result, args.out)
     print(json.dumps({k: result[k] for k in ("speedup_vs_sequential", "overhead_share", "tokens_equal",
                                               "questions_token_equal", "baseline_total_seconds",
                                               "clinrag_total_seconds", "load_average_1m")}))
     return 0
+
+
+def write(result: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".tmp", delete=False, encoding="utf-8") as fh:
+        json.dump(result, fh, indent=2, ensure_ascii=False)
+    os.chmod(fh.name, 0o644)
+    Path(fh.name).replace(out)
+
+
+def real_size(args: argparse.Namespace) -> dict:
+    """The real-size run (``benchmarks/real_size.py``), each side in its own process."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from real_size_summary import measure as measure_real
+
+    opts = argparse.Namespace(cases=args.real_cases, parity_cases=args.parity_cases, index=args.real_index,
+                              shared=SHARED)
+    result = measure_real(opts)
+    result["command"] = "python benchmarks/bench_answer.py " + " ".join(sys.argv[1:])
+    result["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return result
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -167,7 +211,9 @@ def measure(args: argparse.Namespace) -> dict:
     for corpus in {str(p) for _, _, p in cases}:
         passages.update(load_passages(Path(corpus), wanted))
 
-    gen = HFGenerator(str(MODEL_DIR), max_new_tokens=args.max_new_tokens, device="cpu")
+    # float32: the exact path, whose tokens must equal the sequential baseline's (the real-size run measures the
+    # default dtype and its parity)
+    gen = HFGenerator(str(MODEL_DIR), max_new_tokens=args.max_new_tokens, device="cpu", dtype="float32")
     llm = gen.llm
     model, tok = llm.model, llm.tokenizer
     timer = ForwardTimer(model)

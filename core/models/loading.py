@@ -105,6 +105,29 @@ def resolve_dtype(dtype: Any, device: str) -> Any:
     return valid[str(dtype)]
 
 
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX): there bfloat16 matrix products run
+    at twice float32's rate and read half the bytes; elsewhere torch emulates them, slower than float32."""
+    import torch
+
+    cpu = torch.cpu
+    return any(bool(getattr(cpu, probe, lambda: False)()) for probe in ("_is_avx512_bf16_supported",
+                                                                          "_is_amx_tile_supported"))
+
+
+def resolve_inference_dtype(dtype: Any, device: str) -> Any:
+    """The dtype a model *answers* in: an explicit ``dtype`` as :func:`resolve_dtype` reads it; ``None``/"auto"
+    → bfloat16 on a GPU that supports it and on a CPU that computes it natively (:func:`cpu_computes_bf16`;
+    the first 32 greedy tokens matched float32 on the share of real answers recorded in
+    ``benchmarks/results/answer.json`` → ``real_size.quality_parity``), else float32. Training keeps
+    :func:`resolve_dtype`'s float32 on CPU."""
+    import torch
+
+    if (dtype is None or dtype == "auto") and device == "cpu" and cpu_computes_bf16():
+        return torch.bfloat16
+    return resolve_dtype(dtype, device)
+
+
 def resolve_device(device: str | None) -> str:
     import torch
 
@@ -345,6 +368,12 @@ def load_causal_lm(spec: str | os.PathLike[str] = DEFAULT_MODEL, *, adapter: str
     if adapter:  # another base or tokenizer: one line now, not a shape error after minutes of loading
         check_adapter_fits(adapter, base_config(source), None, source.label)
     source = materialize(source)
+    if source.kind == "folder":  # a float32 folder asked for in bfloat16: map a cached copy, do not convert again
+        from . import dtype_copy
+
+        wanted = str(resolve_dtype(dtype, dev)).removeprefix("torch.")
+        if dtype_copy.wants_copy(Path(source.location), wanted):
+            source = ModelSource("folder", str(dtype_copy.ensure_copy(source.location, wanted)))
     tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
     if adapter:
         check_adapter_fits(adapter, base_config(source), tokenizer, source.label)

@@ -11,6 +11,9 @@ Capabilities beyond the contract are optional Protocols a plugin implements or n
 * :class:`SharesEmbedder`: the generator embeds text and can reuse the retriever's already-loaded embedder.
 * :class:`LoadsChatLLM` (on the class): it builds a :class:`ChatLLM` from a model spec (hub id, folder,
   ``.gguf``), which is how a separate query-translation LLM (``--translator-model``) is loaded.
+* :class:`SummarizesWithAnswers`: it writes the summary in the same call as the answers (``hf``: one batched
+  decode in which the summary shares the answers' system + scenario prefix), so the graph skips the separate
+  summary call.
 """
 
 from __future__ import annotations
@@ -74,6 +77,16 @@ class LoadsChatLLM(Protocol):
     @classmethod
     def load_chat_llm(cls, model: str) -> ChatLLM:
         """The chat LLM for ``model`` (hub id, local folder or ``.gguf`` file), loaded lazily."""
+        ...
+
+
+@runtime_checkable
+class SummarizesWithAnswers(Protocol):
+    """Capability: answers and summary in one call, cheaper than :meth:`Generator.answer` + :meth:`summarize`."""
+
+    def answer_with_summary(self, case: Case, requests: Sequence[AnswerRequest]) -> tuple[list[Generation],
+                                                                                          Generation]:
+        """One :class:`Generation` per request, and the case summary (what :meth:`Generator.summarize` returns)."""
         ...
 
 

@@ -1,9 +1,14 @@
 """``hf``: any transformers causal LM (hub id, local folder or ``.gguf`` file), optionally with a PEFT adapter.
 
 Prompts go through the tokenizer's chat template (ChatML for Qwen2.5 and SmolLM2). Decoding is greedy (the
-server's requests may sample: :meth:`HFChatLLM.generate_ids` takes per-row samplers and a token callback).
-All sub-questions of a case are answered in one batched decode that computes the shared
-system + scenario prefix once (:mod:`clinrag.plugins.generators.decoding`).
+server's requests may sample: :meth:`HFChatLLM.generate_ids` takes per-row samplers and a token callback), and
+each row stops at its own end of reply (EOS), not at the token limit. All sub-questions of a case **and the case
+summary** are answered in one batched decode that computes the shared system + scenario prefix once
+(:mod:`clinrag.plugins.generators.decoding`); the graph then skips its separate summary call
+(:class:`~clinrag.plugins.generators.base.SummarizesWithAnswers`).
+
+On CPU the weights run in bfloat16 where the processor computes it natively (AVX512-BF16 or AMX), else float32
+(:func:`clinrag.core.models.loading.resolve_inference_dtype`); ``dtype=float32`` is the exact path.
 
 The model is loaded on first use and cached per process by its options, so the answering generator and a
 query-translation LLM naming the same model share one copy.
@@ -17,14 +22,17 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from clinrag.core.defaults import DEFAULT_MODEL, MAX_NEW_TOKENS
-from clinrag.core.models.loading import load_causal_lm
+from clinrag.core.models.loading import load_causal_lm, resolve_device, resolve_inference_dtype
+from clinrag.core.prompts import summary_messages
 from clinrag.core.types import Generation
 
-from .base import Message
+from .base import AnswerRequest, Message
 from .decoding import DecodeStats, generate_batch, supports_prefix_decoding
 from .llm import LLMGenerator, split_usage
 
 if TYPE_CHECKING:
+    from clinrag.core.cases import Case
+
     from .sampling import Sampler
 
 _LOADED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
@@ -54,8 +62,10 @@ class HFChatLLM:
 
     # -- lazy model ---------------------------------------------------------------------------------
     def _components(self) -> tuple[Any, Any]:
-        key = (self.model_spec, self.adapter, self.device, str(self.dtype), self.trust_remote_code)
-        return _load_cached(key, spec=self.model_spec, adapter=self.adapter, device=self.device, dtype=self.dtype,
+        device = resolve_device(self.device)
+        dtype = resolve_inference_dtype(self.dtype, device)
+        key = (self.model_spec, self.adapter, device, str(dtype), self.trust_remote_code)
+        return _load_cached(key, spec=self.model_spec, adapter=self.adapter, device=device, dtype=dtype,
                             trust_remote_code=self.trust_remote_code)
 
     @property
@@ -141,7 +151,9 @@ class HFChatLLM:
         stats.batch, stats.prompt_tokens = len(prompts), [len(p) for p in prompts]
         return res
 
-    def chat(self, conversations: Sequence[Sequence[Message]], *, max_new_tokens: int | None = None) -> list[Generation]:
+    def chat(self, conversations: Sequence[Sequence[Message]], *,
+             max_new_tokens: int | Sequence[int] | None = None) -> list[Generation]:
+        """One greedy reply per conversation, all in one batch; ``max_new_tokens``: one limit or one per row."""
         if not conversations:
             return []
         start = time.perf_counter()
@@ -156,7 +168,8 @@ class HFChatLLM:
 class HFGenerator(LLMGenerator):
     name: ClassVar[str] = "hf"
     description: ClassVar[str] = ("A transformers causal LM (hub id, local folder or .gguf; optional PEFT adapter), "
-                                  "greedy; all sub-questions of a case in one batch sharing the scenario's KV cache.")
+                                  "greedy; all sub-questions of a case and its summary in one batch sharing the "
+                                  "scenario's KV cache; bfloat16 on CPUs that compute it natively.")
 
     def __init__(self, model: str = DEFAULT_MODEL, *, adapter: str | None = None, max_new_tokens: int = MAX_NEW_TOKENS,
                  summary_max_new_tokens: int | None = None, device: str | None = None, dtype: Any = None,
@@ -164,6 +177,15 @@ class HFGenerator(LLMGenerator):
         super().__init__(max_new_tokens=max_new_tokens, summary_max_new_tokens=summary_max_new_tokens)
         self._llm = HFChatLLM(model, adapter=adapter, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                               max_new_tokens=max_new_tokens, prefix_cache=prefix_cache)
+
+    def answer_with_summary(self, case: Case, requests: Sequence[AnswerRequest]) -> tuple[list[Generation],
+                                                                                          Generation]:
+        """The answers and the summary in one batched decode: the summary prompt shares the answers' system +
+        scenario prefix, and its row costs little in a decode step that reads the weights for the answers anyway."""
+        convs = [*self.answer_conversations(case, requests), summary_messages(case)]
+        limits = [self.max_new_tokens] * len(requests) + [self.summary_max_new_tokens]
+        gens = self._llm.chat(convs, max_new_tokens=limits)
+        return self.finish_answers(requests, gens[:-1]), self.finish_summary(gens[-1])
 
     @classmethod
     def load_chat_llm(cls, model: str) -> HFChatLLM:

@@ -95,7 +95,10 @@ class LLMGenerator(ABC):
         """The chat model this generator answers with (subclasses: in-process or remote)."""
 
     def summarize(self, case: Case) -> Generation:
-        gen = self.llm.chat([summary_messages(case)], max_new_tokens=self.summary_max_new_tokens)[0]
+        return self.finish_summary(self.llm.chat([summary_messages(case)], max_new_tokens=self.summary_max_new_tokens)[0])
+
+    @staticmethod
+    def finish_summary(gen: Generation) -> Generation:
         return Generation(gen.text.strip(), [], gen.usage)
 
     def answer_conversations(self, case: Case, requests: Sequence[AnswerRequest]) -> list[list[dict[str, str]]]:
@@ -106,6 +109,11 @@ class LLMGenerator(ABC):
         if not requests:
             return []
         gens = self.llm.chat(self.answer_conversations(case, requests), max_new_tokens=self.max_new_tokens)
+        return self.finish_answers(requests, gens)
+
+    @staticmethod
+    def finish_answers(requests: Sequence[AnswerRequest], gens: Sequence[Generation]) -> list[Generation]:
+        """The answers' text stripped and their citations parsed (only ids of passages shown to that request)."""
         out = []
         for req, gen in zip(requests, gens):
             text = gen.text.strip()

@@ -80,6 +80,26 @@ def test_one_answer_per_question_with_sources_and_usage():
     assert resp.usage.llm_calls == 4 and resp.usage.prompt_tokens == 30 and resp.usage.completion_tokens == 18
 
 
+class BatchedSummaryGenerator(FakeGenerator):
+    """Writes the summary in the answers' call (the hf generator's capability): the graph must not call summarize."""
+
+    def summarize(self, case):
+        raise AssertionError("summarize must not be called when the generator summarises with the answers")
+
+    def answer_with_summary(self, case, requests):
+        answers = self.answer(case, requests)
+        return answers, Generation(f"batched summary of {case.id}", usage=Usage(llm_calls=1, completion_tokens=4))
+
+
+def test_a_generator_that_summarises_with_the_answers_gets_one_call():
+    retriever, gen = OverlapRetriever(), BatchedSummaryGenerator()
+    ctx = AgentContext(retriever=retriever, generator=gen, strategy=DecompositionStrategy(), k=2)
+    resp = Agent(ctx).answer(CASE)
+    assert resp.summary == "batched summary of c1"
+    assert len(gen.batches) == 1 and [len(a.sub_questions) for a in resp.answers] == [2, 1]
+    assert resp.usage.llm_calls == 4 and resp.usage.completion_tokens == 3 * 5 + 4  # the summary's usage counts
+
+
 def test_response_markdown_and_json_schema():
     resp, _, _ = run()
     md = resp.to_markdown()

@@ -82,3 +82,13 @@ def test_adapter_with_extended_vocab_resizes_base_before_loading(smollm2_dir, tm
         plain = LlamaForCausalLM.from_pretrained(base_dir)
         plain.resize_token_embeddings(len(tok), mean_resizing=False)
         assert not torch.allclose(plain(input_ids=ids).logits, got, atol=1e-3)  # the adapter is really applied
+
+
+def test_inference_dtype_is_bf16_only_where_the_cpu_computes_it():
+    import torch
+    from clinrag.core.models.loading import cpu_computes_bf16, resolve_inference_dtype
+
+    expected = torch.bfloat16 if cpu_computes_bf16() else torch.float32
+    assert resolve_inference_dtype(None, "cpu") is expected and resolve_inference_dtype("auto", "cpu") is expected
+    assert resolve_inference_dtype("float32", "cpu") is torch.float32  # the exact path on request
+    assert resolve_inference_dtype(torch.float16, "cpu") is torch.float16

@@ -22,7 +22,7 @@ def test_batched_prefix_cached_equals_sequential_generate(smollm2_dir):
     import torch
     from clinrag.plugins.generators.hf import HFChatLLM
 
-    llm = HFChatLLM(str(smollm2_dir), max_new_tokens=12)
+    llm = HFChatLLM(str(smollm2_dir), max_new_tokens=12, dtype="float32")  # the exact path
     scenario = ("Clinical scenario: A 58-year-old man has crushing central chest pain for one hour. ECG shows ST "
                 "elevation in II, III and aVF. Blood pressure 100/60 mmHg.")
     questions = ["What is the diagnosis?", "Which artery is most likely occluded, and why?",

@@ -76,3 +76,26 @@ def test_single_pass_answer_mode_with_smollm2(smollm2_dir, capsys):
     assert resp["strategy"] == "single_pass" and len(resp["answers"]) == 3
     assert resp["usage"]["llm_calls"] == 1 and 0 < resp["usage"]["completion_tokens"] <= 48
     assert all(a["answer"] for a in resp["answers"]) and all(a["sources"] == [] for a in resp["answers"])
+
+
+@pytest.mark.slow
+def test_summary_decoded_with_the_answers_equals_separate_calls(smollm2_dir):
+    """The exact (float32) path: one batch for answers + summary gives the texts of separate calls."""
+    from clinrag.core.cases import load_cases
+    from clinrag.core.types import Query, SubQuestion
+    from clinrag.plugins.generators.base import AnswerRequest, SummarizesWithAnswers
+    from clinrag.plugins.generators.hf import HFGenerator
+
+    case = load_cases(DEMO_CASES)[0]
+    requests = [AnswerRequest(SubQuestion(f"q{i + 1}", i, q, (Query(q),)), q, ()) for i, q in
+                enumerate(case.questions)]
+    gen = HFGenerator(str(smollm2_dir), max_new_tokens=10, summary_max_new_tokens=14, dtype="float32")
+    assert isinstance(gen, SummarizesWithAnswers)
+    answers, summary = gen.answer_with_summary(case, requests)
+    stats, ids = gen.llm.last_stats, gen.llm.last_token_ids
+    assert stats.batch == len(requests) + 1  # one decode for every answer and the summary
+    system_and_scenario = len(gen.llm.encode([{"role": "system", "content": "x"}]))
+    assert stats.shared_prefix_tokens > system_and_scenario  # the summary shares the scenario prefix too
+    assert len(ids[-1]) <= 14 and all(len(i) <= 10 for i in ids[:-1])  # its own limit per row
+    assert [a.text for a in answers] == [g.text for g in gen.answer(case, requests)]
+    assert summary.text == gen.summarize(case).text and summary.text

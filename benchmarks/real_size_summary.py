@@ -1,0 +1,110 @@
+"""The real-size run's orchestration and its ``real_size`` object (see :mod:`real_size` for the sides).
+
+``measure(args)`` measures copy bandwidth, runs every side in its own process (``prepare`` first, so the timed
+sides load the way a second command does), and :func:`summarise` turns their raw results into the figures
+``benchmarks/results/answer.json`` reports under ``real_size``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from pathlib import Path
+
+from real_size import GGUF, PARITY_TOKENS, copy_bandwidth_gbs, run_side
+
+
+def _first(ids: list[int], n: int = PARITY_TOKENS) -> list[int]:
+    return list(ids[:n])
+
+
+def summarise(sides: dict, bandwidth: float, threads: int, loads: list[float], args) -> dict:
+    """The ``real_size`` object of answer.json from the sides' raw results."""
+    cl, ex, base, ll, par = (sides.get(k, {}) for k in ("clinrag", "exact", "baseline", "llamacpp", "parity"))
+    for name, side in (("clinrag", cl), ("baseline", base)):
+        if "error" in side or not side.get("cases"):
+            raise SystemExit(f"real-size side {name!r} failed: {side.get('error')}")
+    secs = {name: [c["seconds"] for c in side["cases"]] for name, side in
+            (("clinrag", cl), ("exact", ex), ("baseline", base), ("llamacpp", ll)) if side.get("cases")}
+    rows = [(c["ids"], b["ids"]) for c, b in zip(cl["cases"], base["cases"])]
+    par_rows = [(d, f) for case in par.get("cases", []) for d, f in zip(case["default"], case["float32"])]
+    compared = [(_first(d) == _first(f)) for ci, bi in rows for d, f in zip(ci, bi)] + \
+               [(_first(d) == _first(f)) for d, f in par_rows]
+    exact_equal = [x == y for ce, be in zip(ex.get("cases", []), base["cases"]) for x, y in zip(ce["ids"], be["ids"])]
+    limit = cl["cases"][0]["max_new_tokens"]
+    n_rows = [len(c["ids"]) for c in cl["cases"]]
+    out = {
+        "model": f"Qwen2.5-Coder-0.5B-Instruct stand-in ({GGUF.name}), clinrag: {cl.get('dtype')} from the "
+                 f"conversion cache",
+        "dtype": cl.get("dtype"), "torch_threads": threads, "cpu_count": os.cpu_count(),
+        "load_average_1m": {"before": loads[0], "after": loads[1]},
+        "cases": len(cl["cases"]), "case_ids": [c["case_id"] for c in cl["cases"]],
+        "questions": sum(c["questions"] for c in cl["cases"]),
+        "rows_per_case": n_rows, "passages_per_question": _top_k(), "max_new_tokens": limit,
+        "stopped_at_eos": f"{sum(t < limit for c in cl['cases'] for t in c['completion_tokens'])}/{sum(n_rows)}",
+        "case_seconds": secs,
+        "case_seconds_median": round(statistics.median(secs["clinrag"]), 2),
+        "case_seconds_median_by_side": {k: round(statistics.median(v), 2) for k, v in secs.items()},
+        "speedup_vs_sequential": round(sum(secs["baseline"]) / sum(secs["clinrag"]), 2),
+        "speedup_vs_sequential_exact_path": (round(sum(secs["baseline"]) / sum(secs["exact"]), 2)
+                                             if "exact" in secs else None),
+        "ratio_vs_llamacpp": (round(sum(secs["llamacpp"]) / sum(secs["clinrag"]), 3) if "llamacpp" in secs else None),
+        "decode_tokens_per_s": {"clinrag": cl.get("decode"), "llamacpp": ll.get("decode")},
+        "copy_bandwidth_gb_s": round(bandwidth, 1),
+        "bandwidth_limit_tokens_per_s": {
+            "clinrag": round(bandwidth * 1e9 / cl["weight_bytes_per_step"], 1),
+            "llamacpp": round(bandwidth * 1e9 / ll["weight_bytes_per_step"], 1) if ll.get("weight_bytes_per_step")
+            else None,
+            "how": "batch-1 decode reads every weight but the input embedding once per step: copy bandwidth ÷ "
+                   "those bytes (clinrag: its dtype; llama.cpp: the GGUF's quantised tensors)"},
+        "load_seconds": cl.get("load_seconds"), "load_seconds_llamacpp": ll.get("load_seconds"),
+        "peak_rss_mb": cl.get("peak_rss_mb"),
+        "peak_rss_mb_by_side": {k: v.get("peak_rss_mb") for k, v in
+                                (("clinrag", cl), ("exact", ex), ("baseline", base), ("llamacpp", ll))},
+        "quality_parity": {
+            "share_first_32_tokens_equal": round(sum(compared) / len(compared), 4) if compared else None,
+            "rows_equal": f"{sum(compared)}/{len(compared)}",
+            "compares": f"{cl.get('dtype')} (the default) vs float32, greedy, first {PARITY_TOKENS} tokens of every "
+                        f"answer and summary: the timed cases' rows against the float32 pipeline baseline, plus "
+                        f"{len(par.get('cases', []))} more cases decoded both ways (batched, 32-token answers)",
+            "exact_path_tokens_equal": f"{sum(exact_equal)}/{len(exact_equal)}" if exact_equal else None},
+    }
+    if "llamacpp" not in secs:
+        out["llamacpp_error"] = ll.get("error", "not run")
+    for name in ("exact", "parity"):
+        if "error" in sides.get(name, {}):
+            out[f"{name}_error"] = sides[name]["error"]
+    return out
+
+
+def _top_k() -> int:
+    from clinrag.core.defaults import TOP_K
+
+    return TOP_K
+
+
+def measure(args) -> dict:
+    """Run every side (each in its own process) and summarise; ``args``: cases, parity_cases, index, shared."""
+    import tempfile
+
+    import torch
+
+    threads = torch.get_num_threads()
+    before = os.getloadavg()[0]
+    bandwidth = copy_bandwidth_gbs(threads)
+    sides = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for side in ("prepare", "clinrag", "llamacpp", "exact", "baseline", "parity"):
+            if side == "parity" and not args.parity_cases:
+                continue
+            print(f"== real size: {side}", flush=True)
+            sides[side] = run_side(side, args, Path(tmp))
+            if "error" in sides[side]:
+                print(f"   {side} failed: {sides[side]['error']}", flush=True)
+    result = summarise(sides, bandwidth, threads, [round(before, 2), round(os.getloadavg()[0], 2)], args)
+    result["per_case"] = [{"case_id": c["case_id"], "questions": c["questions"], "rows": c["rows"],
+                           "completion_tokens": c["completion_tokens"], "shared_prefix_tokens": c["shared_prefix_tokens"],
+                           "prompt_tokens": c["prompt_tokens"], "prefill_seconds": c["prefill_seconds"],
+                           "decode_seconds": c["decode_seconds"], "summary": c["summary"], "answers": c["answers"]}
+                          for c in sides["clinrag"]["cases"]]
+    return result
