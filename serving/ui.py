@@ -21,13 +21,14 @@ from clinrag.agent.settings import AgentSettings
 from clinrag.core import defaults
 from clinrag.core.cases import Case, load_cases, parse_case, split_numbered
 from clinrag.core.errors import ClinragError
+from clinrag.retrieval.options import RetrievalMode
 
 from .langgraph_app import default_index, make_graph
 from .ui_render import CSS, RunView
 
 #: Label of the dropdown entry that means "what is typed in the boxes".
 PASTED = "(pasted case)"
-RETRIEVAL_MODES = ("dense", "bm25", "hybrid")
+RETRIEVAL_MODES = tuple(m.value for m in RetrievalMode)  # the one list the CLI and the agent accept
 
 
 def parse_questions(text: str) -> list[str]:

@@ -162,13 +162,20 @@ def _smollm2_server_process(smollm2_dir, tmp_path_factory):
         assert models["data"][0]["id"] == str(smollm2_dir)
         yield base, log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         stderr.close()
+
+
+def stop_process(proc) -> None:
+    """End a server subprocess a test started: SIGTERM, then SIGKILL if it has not exited within 30 s."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture

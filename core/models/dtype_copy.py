@@ -80,7 +80,7 @@ def ensure_copy(folder: str | Path, dtype: str, *, log: Any = None) -> Path:
         (tmp / DONE_MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
     try:
-        atomic_dir_write(out, write)
+        atomic_dir_write(out, write, kind="dtype-copy")
     except FileExistsError:  # another process wrote the same copy first
         if not is_converted(out):
             raise

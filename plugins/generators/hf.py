@@ -184,7 +184,7 @@ class HFGenerator(LLMGenerator):
         scenario prefix, and its row costs little in a decode step that reads the weights for the answers anyway."""
         convs = [*self.answer_conversations(case, requests), summary_messages(case)]
         limits = [self.max_new_tokens] * len(requests) + [self.summary_max_new_tokens]
-        gens = self._llm.chat(convs, max_new_tokens=limits)
+        gens = self.llm.chat(convs, max_new_tokens=limits)
         return self.finish_answers(requests, gens[:-1]), self.finish_summary(gens[-1])
 
     @classmethod

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ..conftest import stop_process
+
 pytest.importorskip("langgraph_cli", reason="langgraph-cli[inmem] is not installed (pip install -e '.[server]')")
 langgraph_sdk = pytest.importorskip("langgraph_sdk", reason="langgraph-sdk is not installed (pip install -e '.[server]')")
 
@@ -55,12 +57,7 @@ def server(medquad_index, tmp_path_factory):
                 time.sleep(0.5)
         yield url, log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 @pytest.mark.slow

@@ -119,7 +119,8 @@ def test_two_lora_steps_change_the_adapter_and_the_new_rows_only(standin_dir, tm
     cfg = load_config(None, {"model": str(ext), "data": str(data), "out": str(tmp_path / "run"), "mode": "lora",
                              "vocab_manifest": str(ext / "added_tokens_manifest.json"), "peft.r": "4",
                              "peft.alpha": "8", "max_steps": "2", "train.batch_size": "2",
-                             "train.max_length": "128", "data.eval_fraction": "0", "train.eval_before": "false",
+                             "train.max_length": "384", "data.eval_fraction": "0", "train.eval_before": "false",
+                             "train.warmup_ratio": "0",
                              "train.logging_steps": "1", "train.early_stopping_patience": "0",
                              "train.learning_rate": "1e-2", "data.summaries": "false"})
     run_finetune(cfg, log=lambda m: None)
