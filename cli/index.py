@@ -21,6 +21,11 @@ def _sources(corpus: list[str]) -> list[str | Path]:
     return [c if c.startswith("hf:") else Path(c) for c in corpus]
 
 
+def _model_name(name: str) -> str:
+    """A local model folder by its absolute path, so the index finds it again from any working directory."""
+    return str(Path(name).resolve()) if Path(name).is_dir() else name
+
+
 @index_app.command("build")
 def build(
     corpus: list[str] = typer.Argument(..., help="Passages: .jsonl ({id, title, text, ...}), .txt, .md, folders, "
@@ -28,7 +33,7 @@ def build(
     out: Path = typer.Option(..., "--out", help="Index folder to write: absent, empty or an earlier index "
                              "(replaced whole, atomically); never a folder of yours."),
     embedder: str = typer.Option(defaults.DEFAULT_EMBEDDER, "--embedder",
-                                 help="sentence-transformers model name or path."),
+                                 help="sentence-transformers model name or folder (e.g. from `index tune-embedder`)."),
     index: str = typer.Option(IndexType.flat.value, "--index", help="FAISS index: flat (exact), hnsw, ivf, ivfpq, "
                                     "or auto (exact below 1M passages)."),
     bm25: bool = typer.Option(True, "--bm25/--no-bm25", help="Also build BM25 (needed for bm25/hybrid search)."),
@@ -64,6 +69,7 @@ def build(
     chunking = ChunkSpec(chunk_tokens, overlap)
     bad_rows = BadRows.of(on_bad_rows, report=report_line)
     passages = load_passages(_sources(corpus), bad_rows)
+    embedder = _model_name(embedder)
     emb = SentenceTransformerEmbedder(embedder, device=device, batch_size=batch_size, query_prefix=query_prefix,
                                       passage_prefix=passage_prefix, precision=precision_setting)
     typer.echo(f"embedding {len(passages)} documents with {embedder} ({emb.precision.value}) …", err=True)
@@ -114,7 +120,8 @@ def search(
     query: str = typer.Argument(..., help="Query text."),
     k: int = typer.Option(defaults.TOP_K, "-k", "--k", min=1, help="Hits to return."),
     mode: str = typer.Option(defaults.RETRIEVAL_MODE, "--mode",
-                             help="dense, bm25, or hybrid (reciprocal-rank fusion)."),
+                             help="Retrieval: auto (hybrid where the index has BM25, else dense), dense, bm25, or "
+                             "hybrid (dense + BM25, z-score fusion)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {id, title, score, text}."),
     filters: list[str] = typer.Option(None, "--filter", help="Metadata filter KEY=VALUE (VALUE may be a|b; "
                                       "matches JSON or text metadata); repeatable."),
@@ -145,21 +152,83 @@ def evaluate(
     cases: list[Path] = typer.Argument(..., help="Case files with gold `evidence` passage ids."),
     modes: list[str] = typer.Option(None, "--mode", help="Modes to evaluate: dense, bm25, hybrid (repeatable; "
                                     "default all three)."),
+    fusion: str = typer.Option(defaults.HYBRID_FUSION, "--fusion", help="How hybrid fuses dense and BM25: zscore "
+                               "or rrf."),
     out: Path = typer.Option(None, "--out", help="Also write the results as JSON here."),
 ) -> None:
-    """hit@5, recall@10 and MRR@10 of the gold evidence, per case file and retrieval mode (Markdown table)."""
-    from clinrag.retrieval.quality import evaluate_cases, markdown_table
+    """hit@5, recall@10 and MRR@10 of the gold evidence, per case file and retrieval mode (Markdown table).
+
+    Each question as written is one query (no strategy); prints how many gold ids each file has outside the index.
+    """
+    from clinrag.retrieval.quality import evaluate_cases, markdown_table, missing_lines
     from clinrag.retrieval.retriever import IndexRetriever
 
-    chosen = [RetrievalMode.parse(m, option="--mode").value for m in (modes or list(RetrievalMode))]
-    retriever = IndexRetriever(folder)
+    chosen = [RetrievalMode.parse(m, option="--mode").value for m in (modes or RetrievalMode.evaluated())]
+    retriever = IndexRetriever(folder, fusion=_fusion(fusion))
     results = [evaluate_cases(retriever, c, chosen) for c in cases]
+    for line in missing_lines(results):
+        typer.echo(line, err=True)
     if out is not None:
         from clinrag.core.io import atomic_file_write
 
         payload = {"index": str(folder), "manifest": retriever.index.manifest, "results": results}
         atomic_file_write(out, json.dumps(payload, indent=2))
     typer.echo(markdown_table(results))
+
+
+def _fusion(value: str) -> str:
+    from clinrag.core.errors import ClinragError
+
+    if value not in ("zscore", "rrf"):
+        raise ClinragError(f"--fusion: unknown fusion {value!r} (valid: zscore, rrf)")
+    return value
+
+
+@index_app.command("tune-embedder")
+def tune_embedder(
+    cases: list[Path] = typer.Argument(..., help="Training case files with gold `evidence` (all are trained on)."),
+    corpus: list[str] = typer.Option(..., "--corpus", help="The passages the evidence ids name (same formats as "
+                                     "`index build`); repeatable."),
+    out: Path = typer.Option(..., "--out", help="Folder for the tuned sentence-transformers model."),
+    index: Path = typer.Option(None, "--index", help="Index to mine hard negatives from (built with the base "
+                               "embedder when absent)."),
+    embedder: str = typer.Option(defaults.DEFAULT_EMBEDDER, "--embedder", help="Base model to tune."),
+    epochs: float = typer.Option(defaults.TUNE_EPOCHS, "--epochs", min=0.01, help="Passes over the training pairs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of shuffling and initialisation."),
+    batch_size: int = typer.Option(defaults.TUNE_BATCH_SIZE, "--batch-size", min=2, help="Pairs per batch (in-batch negatives)."),
+    max_steps: int = typer.Option(-1, "--max-steps", help="Stop after this many steps (-1: run all epochs); "
+                                  "only the (seeded) pairs those steps see are drawn."),
+    max_seq_length: int = typer.Option(None, "--max-seq-length", min=8, help="Cut texts to N tokens while "
+                                       "training (faster on a CPU; the saved model keeps its own limit)."),
+    positives: int = typer.Option(defaults.TUNE_POSITIVES, "--positives", min=1, help="Gold passages used per question."),
+    device: str = typer.Option(defaults.EMBED_DEVICE, "--device", help="Torch device (cpu, cuda)."),
+) -> None:
+    """Fine-tune the embedder on (question, gold passage) pairs with in-batch and mined hard negatives."""
+    import time
+
+    from clinrag.core.cases import load_cases
+    from clinrag.retrieval.embedder import SentenceTransformerEmbedder
+    from clinrag.retrieval.passages import load_passages
+    from clinrag.retrieval.store import PassageIndex
+    from clinrag.retrieval.tuning import TuneSpec
+    from clinrag.retrieval.tuning import tune_embedder as tune
+
+    loaded = [c for path in cases for c in load_cases(path)]
+    passages = load_passages(_sources(corpus))
+    emb = SentenceTransformerEmbedder(_model_name(embedder), device=device)
+    if index is not None:
+        idx = PassageIndex.load(index)
+        idx.check_embedder(emb)
+    else:
+        typer.echo(f"no --index: embedding {len(passages)} passages with {embedder} for hard negatives …", err=True)
+        start = time.perf_counter()
+        idx = PassageIndex.build(passages, emb, bm25=False, show_progress=True)
+        typer.echo(f"built in {time.perf_counter() - start:.0f} s", err=True)
+    spec = TuneSpec(epochs=epochs, seed=seed, batch_size=batch_size, max_steps=max_steps,
+                    max_seq_length=max_seq_length, positives_per_question=positives)
+    record = tune(loaded, passages, out, index=idx, embedder=emb, spec=spec)
+    typer.echo(f"wrote {out}: {record['pairs']} pairs from {record['distinct_questions']} questions, "
+               f"{record['steps']} steps in {record['train_seconds']:.0f} s", err=True)
 
 
 def register(app: typer.Typer) -> None:
