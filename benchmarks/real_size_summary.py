@@ -7,6 +7,7 @@ sides load the way a second command does), and :func:`summarise` turns their raw
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 from pathlib import Path
@@ -40,7 +41,7 @@ def summarise(sides: dict, bandwidth: float, threads: int, loads: list[float], a
         "load_average_1m": {"before": loads[0], "after": loads[1]},
         "cases": len(cl["cases"]), "case_ids": [c["case_id"] for c in cl["cases"]],
         "questions": sum(c["questions"] for c in cl["cases"]),
-        "rows_per_case": n_rows, "passages_per_question": _top_k(), "max_new_tokens": limit,
+        "rows_per_case": n_rows, "passages_per_question": args.k, "max_new_tokens": limit,
         "stopped_at_eos": f"{sum(t < limit for c in cl['cases'] for t in c['completion_tokens'])}/{sum(n_rows)}",
         "case_seconds": secs,
         "case_seconds_median": round(statistics.median(secs["clinrag"]), 2),
@@ -77,28 +78,30 @@ def summarise(sides: dict, bandwidth: float, threads: int, loads: list[float], a
     return out
 
 
-def _top_k() -> int:
-    from clinrag.core.defaults import TOP_K
-
-    return TOP_K
-
-
 def measure(args) -> dict:
-    """Run every side (each in its own process) and summarise; ``args``: cases, parity_cases, index, shared."""
+    """Run the sides named in ``args.sides`` (each in its own process) and summarise. ``args``: cases,
+    parity_cases, index, shared, sides and :func:`real_size.add_run_options`'s."""
     import tempfile
 
     import torch
 
-    threads = torch.get_num_threads()
+    threads = args.threads or torch.get_num_threads()
     before = os.getloadavg()[0]
     bandwidth = copy_bandwidth_gbs(threads)
     sides = {}
+    raw = getattr(args, "raw_dir", None)  # kept between runs: a side already measured there is not run again
     with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(raw or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         for side in ("prepare", "clinrag", "llamacpp", "exact", "baseline", "parity"):
-            if side == "parity" and not args.parity_cases:
+            if side not in args.sides or (side == "parity" and not args.parity_cases):
+                continue
+            if raw and (folder / f"{side}.json").is_file():
+                sides[side] = json.loads((folder / f"{side}.json").read_text(encoding="utf-8"))
+                print(f"== real size: {side} (kept from {folder})", flush=True)
                 continue
             print(f"== real size: {side}", flush=True)
-            sides[side] = run_side(side, args, Path(tmp))
+            sides[side] = run_side(side, args, folder)
             if "error" in sides[side]:
                 print(f"   {side} failed: {sides[side]['error']}", flush=True)
     result = summarise(sides, bandwidth, threads, [round(before, 2), round(os.getloadavg()[0], 2)], args)
