@@ -140,6 +140,9 @@ def main() -> int:
                          "where two spinning OpenMP threads collapse)")
     ap.add_argument("--real-raw-dir", type=Path, default=None,
                     help="keep each side's raw result here and reuse the ones already there (resume a long run)")
+    ap.add_argument("--real-dtype", default="",
+                    help="dtype of the real-size clinrag side (default: the hf generator's default; bfloat16 to "
+                         "measure the candidate lower-precision path and its parity)")
     ap.add_argument("--real-fewest-questions", action="store_true",
                     help="time the 3-question cases first (a shorter run on a busy machine)")
     ap.add_argument("--real-sides", default="prepare,clinrag,llamacpp,exact,baseline,parity",
@@ -195,7 +198,7 @@ def real_size(args: argparse.Namespace) -> dict:
     opts = argparse.Namespace(cases=args.real_cases, parity_cases=args.parity_cases, index=args.real_index,
                               shared=SHARED, threads=args.real_threads, k=TOP_K, max_new_tokens=MAX_NEW_TOKENS,
                               rate_tokens=64, fewest_questions=args.real_fewest_questions,
-                              sides=args.real_sides.split(","), raw_dir=args.real_raw_dir)
+                              sides=args.real_sides.split(","), raw_dir=args.real_raw_dir, dtype=args.real_dtype)
     result = measure_real(opts)
     result["command"] = "python benchmarks/bench_answer.py " + " ".join(sys.argv[1:])
     result["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

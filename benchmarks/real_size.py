@@ -297,12 +297,12 @@ def side_prepare(args) -> dict:
     from clinrag.plugins.generators.hf import HFChatLLM
 
     t0 = time.perf_counter()
-    for dtype in (None, "float32"):
+    for dtype in (args.dtype or None, "float32"):
         _ = HFChatLLM(str(GGUF), dtype=dtype).model
     return {"seconds": round(time.perf_counter() - t0, 1)}
 
 
-SIDES = {"prepare": side_prepare, "clinrag": lambda a: side_hf(a, None), "exact": lambda a: side_hf(a, "float32"),
+SIDES = {"prepare": side_prepare, "clinrag": lambda a: side_hf(a, a.dtype or None), "exact": lambda a: side_hf(a, "float32"),
          "baseline": side_baseline, "llamacpp": side_llamacpp, "parity": side_parity}
 
 
@@ -311,7 +311,7 @@ def run_side(side: str, args, out_dir: Path) -> dict:
     cmd = [sys.executable, __file__, "--side", side, "--out", str(out), "--cases", str(args.cases),
            "--parity-cases", str(args.parity_cases), "--index", str(args.index), "--shared", str(args.shared),
            "--threads", str(args.threads), "--k", str(args.k), "--max-new-tokens", str(args.max_new_tokens),
-           "--rate-tokens", str(args.rate_tokens)] + (["--fewest-questions"] if args.fewest_questions else [])
+           "--rate-tokens", str(args.rate_tokens), "--dtype", getattr(args, "dtype", "") or ""] + (["--fewest-questions"] if args.fewest_questions else [])
     proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-3:]
@@ -327,6 +327,8 @@ def add_run_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--k", type=int, default=TOP_K, help="passages per sub-question")
     ap.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, help="answer and summary token limit")
     ap.add_argument("--rate-tokens", type=int, default=64, help="tokens per row of the decode-rate measurement")
+    ap.add_argument("--dtype", default="",
+                    help="dtype of the clinrag side (default: the hf generator's own default)")
     ap.add_argument("--fewest-questions", action="store_true",
                     help="time the cases with the fewest questions (3) first instead of the file's first cases")
 

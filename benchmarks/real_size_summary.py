@@ -37,7 +37,8 @@ def summarise(sides: dict, bandwidth: float, threads: int, loads: list[float], a
     out = {
         "model": f"Qwen2.5-Coder-0.5B-Instruct stand-in ({GGUF.name}), clinrag: {cl.get('dtype')} from the "
                  f"conversion cache",
-        "dtype": cl.get("dtype"), "torch_threads": threads, "cpu_count": os.cpu_count(),
+        "dtype": cl.get("dtype"), "dtype_is_default": cl.get("dtype") == _default_dtype(),
+        "torch_threads": threads, "cpu_count": os.cpu_count(),
         "load_average_1m": {"before": loads[0], "after": loads[1]},
         "cases": len(cl["cases"]), "case_ids": [c["case_id"] for c in cl["cases"]],
         "questions": sum(c["questions"] for c in cl["cases"]),
@@ -76,6 +77,12 @@ def summarise(sides: dict, bandwidth: float, threads: int, loads: list[float], a
         if "error" in sides.get(name, {}):
             out[f"{name}_error"] = sides[name]["error"]
     return out
+
+
+def _default_dtype() -> str:
+    from clinrag.core.models.loading import resolve_inference_dtype
+
+    return str(resolve_inference_dtype(None, "cpu")).removeprefix("torch.")
 
 
 def measure(args) -> dict:
