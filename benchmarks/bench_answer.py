@@ -135,6 +135,18 @@ def main() -> int:
                     help="further cases decoded in both dtypes (32-token answers) for the quality gate")
     ap.add_argument("--real-index", type=Path, default=REPO / ".cache" / "full-index",
                     help="index the real-size run retrieves from (default: the full 29k-passage index)")
+    ap.add_argument("--real-threads", type=int, default=0,
+                    help="threads of the real-size run (0: torch's default, what a user gets; 1 on a busy machine, "
+                         "where two spinning OpenMP threads collapse)")
+    ap.add_argument("--real-raw-dir", type=Path, default=None,
+                    help="keep each side's raw result here and reuse the ones already there (resume a long run)")
+    ap.add_argument("--real-dtype", default="",
+                    help="dtype of the real-size clinrag side (default: the hf generator's default; bfloat16 to "
+                         "measure the candidate lower-precision path and its parity)")
+    ap.add_argument("--real-fewest-questions", action="store_true",
+                    help="time the 3-question cases first (a shorter run on a busy machine)")
+    ap.add_argument("--real-sides", default="prepare,clinrag,llamacpp,exact,baseline,parity",
+                    help="comma-separated sides of the real-size run (clinrag and baseline are required)")
     args = ap.parse_args()
     if args.real_size_only:
         result = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
@@ -180,10 +192,13 @@ def write(result: dict, out: Path) -> None:
 def real_size(args: argparse.Namespace) -> dict:
     """The real-size run (``benchmarks/real_size.py``), each side in its own process."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from clinrag.core.defaults import MAX_NEW_TOKENS, TOP_K
     from real_size_summary import measure as measure_real
 
     opts = argparse.Namespace(cases=args.real_cases, parity_cases=args.parity_cases, index=args.real_index,
-                              shared=SHARED)
+                              shared=SHARED, threads=args.real_threads, k=TOP_K, max_new_tokens=MAX_NEW_TOKENS,
+                              rate_tokens=64, fewest_questions=args.real_fewest_questions,
+                              sides=args.real_sides.split(","), raw_dir=args.real_raw_dir, dtype=args.real_dtype)
     result = measure_real(opts)
     result["command"] = "python benchmarks/bench_answer.py " + " ".join(sys.argv[1:])
     result["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

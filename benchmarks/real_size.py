@@ -37,24 +37,33 @@ PARITY_TOKENS = 32
 
 
 def _cases(args):
+    """The dev file's cases with 3–6 questions, in file order (``--fewest-questions``: fewest first, stable)."""
     from clinrag.core.cases import load_cases
 
     path = Path(args.shared) / "cases" / "medquad_multi_dev.jsonl"
-    return [c for c in load_cases(path) if 3 <= len(c.questions) <= 6]
+    cases = [c for c in load_cases(path) if 3 <= len(c.questions) <= 6]
+    return sorted(cases, key=lambda c: len(c.questions)) if args.fewest_questions else cases
+
+
+def _setup(args) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
 
 def _rss_mb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
-def _agent(generator, retriever):
+def _agent(generator, retriever, k: int):
     from clinrag.agent.context import AgentContext
     from clinrag.agent.run import Agent
     from clinrag.core import defaults
     from clinrag.plugins.strategies import get_strategy
 
     return Agent(AgentContext(retriever=retriever, generator=generator, strategy=get_strategy(defaults.STRATEGY),
-                              k=defaults.TOP_K))
+                              k=k))
 
 
 def _rows(resp) -> list[str]:
@@ -63,7 +72,7 @@ def _rows(resp) -> list[str]:
 
 def _preimport() -> None:
     """Imports are not load time: pull in what from_pretrained and the tokenizer would import on first use."""
-    import transformers.models.qwen2.modeling_qwen2  # noqa: F401
+    import transformers.models.qwen2.modeling_qwen2
     import transformers.models.qwen2.tokenization_qwen2  # noqa: F401
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
@@ -71,18 +80,18 @@ def _preimport() -> None:
 def side_hf(args, dtype: str | None) -> dict:
     """``clinrag`` (dtype None: the generator's default) or ``exact`` (float32)."""
     import torch
-    from clinrag.core.defaults import MAX_NEW_TOKENS
     from clinrag.plugins.generators.decoding import DecodeStats, greedy_generate
     from clinrag.plugins.generators.hf import HFGenerator
     from clinrag.retrieval.retriever import IndexRetriever
 
+    _setup(args)
     _preimport()
     retriever = IndexRetriever(args.index)
-    gen = HFGenerator(str(GGUF), dtype=dtype)
+    gen = HFGenerator(str(GGUF), dtype=dtype, max_new_tokens=args.max_new_tokens)
     start = time.perf_counter()
     model = gen.llm.model  # loads (conversion cache → folder → memory map)
     load_seconds = time.perf_counter() - start
-    agent = _agent(gen, retriever)
+    agent = _agent(gen, retriever, args.k)
     cases = _cases(args)[: args.cases]
     agent.answer(_one_question(cases[0]))  # warm-up
     out = {"load_seconds": round(load_seconds, 2), "dtype": str(model.dtype).removeprefix("torch."), "cases": []}
@@ -94,20 +103,20 @@ def side_hf(args, dtype: str | None) -> dict:
         ids = gen.llm.last_token_ids
         out["cases"].append({"case_id": case.id, "questions": len(case.questions), "seconds": round(seconds, 3),
                              "rows": _rows(resp), "ids": ids, "completion_tokens": [len(i) for i in ids],
-                             "max_new_tokens": MAX_NEW_TOKENS, "batch": st.batch,
+                             "max_new_tokens": args.max_new_tokens, "batch": st.batch,
                              "shared_prefix_tokens": st.shared_prefix_tokens, "prompt_tokens": st.prompt_tokens,
                              "prefill_seconds": round(st.prefill_seconds, 3),
                              "decode_seconds": round(st.decode_seconds, 3),
                              "summary": resp.summary, "answers": [a.answer for a in resp.answers]})
         print(f"[{args.side}] {case.id} q={len(case.questions)} rows={st.batch} {seconds:.1f}s", flush=True)
     # Decode rate without EOS (every row runs the full count): one row, then the first case's whole batch.
-    prompts = [gen.llm.encode(c) for c in _conversations(gen, cases[0], retriever)]
+    prompts = [gen.llm.encode(c) for c in _conversations(gen, cases[0], retriever, args.k)]
     tok = gen.llm.tokenizer
     rates = {}
     for label, batch in (("batch_1", prompts[:1]), (f"batch_{len(prompts)}", prompts)):
         stats = DecodeStats()
         with torch.inference_mode():
-            res = greedy_generate(model, batch, max_new_tokens=64, eos_ids=[], pad_id=int(tok.pad_token_id),
+            res = greedy_generate(model, batch, max_new_tokens=args.rate_tokens, eos_ids=[], pad_id=int(tok.pad_token_id),
                                   stats=stats)
         steps = max(len(r) for r in res) - 1  # the first token comes from the prefill
         rates[label] = {"tokens_per_s": round(sum(len(r) - 1 for r in res) / stats.decode_seconds, 2),
@@ -123,7 +132,7 @@ def _one_question(case):
     return case.model_copy(update={"id": f"{case.id}-warmup", "questions": case.questions[:1]})
 
 
-def _conversations(gen, case, retriever):
+def _conversations(gen, case, retriever, k: int):
     """The answer conversations + summary of ``case`` as the graph builds them (same sub-questions and hits)."""
     from clinrag.core import defaults
     from clinrag.core.prompts import summary_messages
@@ -134,7 +143,7 @@ def _conversations(gen, case, retriever):
 
     tr = get_strategy(defaults.STRATEGY).translate(case, None, LLMBudget(None))
     reqs = [AnswerRequest(sq, case.questions[sq.question_index],
-                          tuple(retrieve_fused(retriever, sq.queries, defaults.TOP_K, tr.fusion, rrf_k=tr.rrf_k)))
+                          tuple(retrieve_fused(retriever, sq.queries, k, tr.fusion, rrf_k=tr.rrf_k)))
             for sq in tr.sub_questions]
     return [*gen.answer_conversations(case, reqs), summary_messages(case)]
 
@@ -147,12 +156,12 @@ def _hf_weight_bytes(model) -> int:
 
 def side_baseline(args) -> dict:
     """The seeds: float32, one ``pipeline()`` call per sub-question, one for the summary, after retrieval."""
-    from clinrag.core.defaults import MAX_NEW_TOKENS
     from clinrag.core.models.loading import load_causal_lm
     from clinrag.plugins.generators.hf import HFGenerator
     from clinrag.retrieval.retriever import IndexRetriever
     from transformers import pipeline
 
+    _setup(args)
     _preimport()
     retriever = IndexRetriever(args.index)
     model, tok = load_causal_lm(str(GGUF), dtype="float32", device="cpu")
@@ -163,8 +172,8 @@ def side_baseline(args) -> dict:
     def run(case) -> tuple[list[list[int]], float]:
         t0 = time.perf_counter()
         ids = []
-        for msgs in _conversations(shim, case, retriever):
-            seq = list(pipe(msgs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+        for msgs in _conversations(shim, case, retriever, args.k):
+            seq = list(pipe(msgs, max_new_tokens=args.max_new_tokens, do_sample=False,
                             return_tensors=True)[0]["generated_token_ids"])
             prompt = tok(tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False),
                          add_special_tokens=False)["input_ids"]
@@ -193,10 +202,11 @@ def side_llamacpp(args) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from llamacpp_llm import LlamaCppGenerator, LlamaCppParallelLLM
 
+    _setup(args)
     retriever = IndexRetriever(args.index)
     tok = load_tokenizer(str(GGUF))
     llm = LlamaCppParallelLLM(GGUF, tok, n_threads=torch.get_num_threads(), n_seq_max=16)
-    gen = LlamaCppGenerator(llm)
+    gen = LlamaCppGenerator(llm, max_new_tokens=args.max_new_tokens)
     calls: list[tuple[bool, list[list[int]]]] = []
     chat = llm.chat
 
@@ -206,7 +216,7 @@ def side_llamacpp(args) -> dict:
         return res
 
     llm.chat = logged
-    agent = _agent(gen, retriever)
+    agent = _agent(gen, retriever, args.k)
     cases = _cases(args)[: args.cases]
     case = _one_question(cases[0])
     agent.answer(case)  # warm-up
@@ -221,13 +231,13 @@ def side_llamacpp(args) -> dict:
         out["cases"].append({"case_id": case.id, "seconds": round(seconds, 3), "rows": _rows(resp),
                              "ids": [*answers, *summary]})
         print(f"[llamacpp] {case.id} {seconds:.1f}s", flush=True)
-    prompts = [llm.encode(c) for c in _conversations(gen, cases[0], retriever)]
+    prompts = [llm.encode(c) for c in _conversations(gen, cases[0], retriever, args.k)]
     rates = {}
     for label, batch in (("batch_1", prompts[:1]), (f"batch_{len(prompts)}", prompts)):
         eog = llm.lc.llama_vocab_is_eog
         llm.lc.llama_vocab_is_eog = lambda *_: False  # no EOS: every row runs the full count
         try:
-            res = llm.generate_ids(batch, 64)
+            res = llm.generate_ids(batch, args.rate_tokens)
         finally:
             llm.lc.llama_vocab_is_eog = eog
         st = llm.last_stats
@@ -251,6 +261,7 @@ def side_parity(args) -> dict:
     from clinrag.plugins.generators.hf import HFGenerator
     from clinrag.retrieval.retriever import IndexRetriever
 
+    _setup(args)
     retriever = IndexRetriever(args.index)
     cases = _cases(args)[args.cases: args.cases + args.parity_cases]
     out = {"cases": []}
@@ -259,7 +270,7 @@ def side_parity(args) -> dict:
     for case in cases:
         row = {"case_id": case.id}
         for name, gen in gens.items():
-            convs = _conversations(gen, case, retriever)
+            convs = _conversations(gen, case, retriever, args.k)
             row[name], _ = gen.llm.generate_ids([gen.llm.encode(c) for c in convs], max_new_tokens=PARITY_TOKENS)
         out["cases"].append(row)
         print(f"[parity] {case.id} rows={len(row['default'])}", flush=True)
@@ -286,24 +297,40 @@ def side_prepare(args) -> dict:
     from clinrag.plugins.generators.hf import HFChatLLM
 
     t0 = time.perf_counter()
-    for dtype in (None, "float32"):
+    for dtype in (args.dtype or None, "float32"):
         _ = HFChatLLM(str(GGUF), dtype=dtype).model
     return {"seconds": round(time.perf_counter() - t0, 1)}
 
 
-SIDES = {"prepare": side_prepare, "clinrag": lambda a: side_hf(a, None), "exact": lambda a: side_hf(a, "float32"),
+SIDES = {"prepare": side_prepare, "clinrag": lambda a: side_hf(a, a.dtype or None), "exact": lambda a: side_hf(a, "float32"),
          "baseline": side_baseline, "llamacpp": side_llamacpp, "parity": side_parity}
 
 
 def run_side(side: str, args, out_dir: Path) -> dict:
     out = out_dir / f"{side}.json"
     cmd = [sys.executable, __file__, "--side", side, "--out", str(out), "--cases", str(args.cases),
-           "--parity-cases", str(args.parity_cases), "--index", str(args.index), "--shared", str(args.shared)]
+           "--parity-cases", str(args.parity_cases), "--index", str(args.index), "--shared", str(args.shared),
+           "--threads", str(args.threads), "--k", str(args.k), "--max-new-tokens", str(args.max_new_tokens),
+           "--rate-tokens", str(args.rate_tokens), "--dtype", getattr(args, "dtype", "") or ""] + (["--fewest-questions"] if args.fewest_questions else [])
     proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-3:]
         return {"error": f"exit {proc.returncode}: {' | '.join(tail)}"}
     return json.loads(out.read_text(encoding="utf-8"))
+
+
+def add_run_options(ap: argparse.ArgumentParser) -> None:
+    """Options shared by the orchestrator (bench_answer.py) and the side processes; defaults are a user's."""
+    from clinrag.core.defaults import MAX_NEW_TOKENS, TOP_K
+
+    ap.add_argument("--threads", type=int, default=0, help="torch / llama.cpp threads (0: torch's default)")
+    ap.add_argument("--k", type=int, default=TOP_K, help="passages per sub-question")
+    ap.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS, help="answer and summary token limit")
+    ap.add_argument("--rate-tokens", type=int, default=64, help="tokens per row of the decode-rate measurement")
+    ap.add_argument("--dtype", default="",
+                    help="dtype of the clinrag side (default: the hf generator's own default)")
+    ap.add_argument("--fewest-questions", action="store_true",
+                    help="time the cases with the fewest questions (3) first instead of the file's first cases")
 
 
 def worker_main(argv: list[str]) -> int:
@@ -314,6 +341,7 @@ def worker_main(argv: list[str]) -> int:
     ap.add_argument("--parity-cases", type=int, default=6)
     ap.add_argument("--index", type=Path, default=INDEX)
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    add_run_options(ap)
     args = ap.parse_args(argv)
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ.setdefault(var, "1")

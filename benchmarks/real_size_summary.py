@@ -7,6 +7,7 @@ sides load the way a second command does), and :func:`summarise` turns their raw
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 from pathlib import Path
@@ -21,33 +22,35 @@ def _first(ids: list[int], n: int = PARITY_TOKENS) -> list[int]:
 def summarise(sides: dict, bandwidth: float, threads: int, loads: list[float], args) -> dict:
     """The ``real_size`` object of answer.json from the sides' raw results."""
     cl, ex, base, ll, par = (sides.get(k, {}) for k in ("clinrag", "exact", "baseline", "llamacpp", "parity"))
-    for name, side in (("clinrag", cl), ("baseline", base)):
-        if "error" in side or not side.get("cases"):
-            raise SystemExit(f"real-size side {name!r} failed: {side.get('error')}")
+    if "error" in cl or not cl.get("cases"):
+        raise SystemExit(f"real-size side 'clinrag' failed: {cl.get('error')}")
     secs = {name: [c["seconds"] for c in side["cases"]] for name, side in
             (("clinrag", cl), ("exact", ex), ("baseline", base), ("llamacpp", ll)) if side.get("cases")}
-    rows = [(c["ids"], b["ids"]) for c, b in zip(cl["cases"], base["cases"])]
+    rows = [(c["ids"], b["ids"]) for c, b in zip(cl["cases"], base.get("cases", []))]
     par_rows = [(d, f) for case in par.get("cases", []) for d, f in zip(case["default"], case["float32"])]
     compared = [(_first(d) == _first(f)) for ci, bi in rows for d, f in zip(ci, bi)] + \
                [(_first(d) == _first(f)) for d, f in par_rows]
-    exact_equal = [x == y for ce, be in zip(ex.get("cases", []), base["cases"]) for x, y in zip(ce["ids"], be["ids"])]
+    exact_equal = [x == y for ce, be in zip(ex.get("cases", []), base.get("cases", []))
+                   for x, y in zip(ce["ids"], be["ids"])]
     limit = cl["cases"][0]["max_new_tokens"]
     n_rows = [len(c["ids"]) for c in cl["cases"]]
     out = {
         "model": f"Qwen2.5-Coder-0.5B-Instruct stand-in ({GGUF.name}), clinrag: {cl.get('dtype')} from the "
                  f"conversion cache",
-        "dtype": cl.get("dtype"), "torch_threads": threads, "cpu_count": os.cpu_count(),
+        "dtype": cl.get("dtype"), "dtype_is_default": cl.get("dtype") == _default_dtype(),
+        "torch_threads": threads, "cpu_count": os.cpu_count(),
         "load_average_1m": {"before": loads[0], "after": loads[1]},
         "cases": len(cl["cases"]), "case_ids": [c["case_id"] for c in cl["cases"]],
         "questions": sum(c["questions"] for c in cl["cases"]),
-        "rows_per_case": n_rows, "passages_per_question": _top_k(), "max_new_tokens": limit,
+        "rows_per_case": n_rows, "passages_per_question": args.k, "max_new_tokens": limit,
         "stopped_at_eos": f"{sum(t < limit for c in cl['cases'] for t in c['completion_tokens'])}/{sum(n_rows)}",
         "case_seconds": secs,
         "case_seconds_median": round(statistics.median(secs["clinrag"]), 2),
         "case_seconds_median_by_side": {k: round(statistics.median(v), 2) for k, v in secs.items()},
-        "speedup_vs_sequential": round(sum(secs["baseline"]) / sum(secs["clinrag"]), 2),
+        "speedup_vs_sequential": (round(sum(secs["baseline"]) / sum(secs["clinrag"]), 2)
+                                  if "baseline" in secs else None),
         "speedup_vs_sequential_exact_path": (round(sum(secs["baseline"]) / sum(secs["exact"]), 2)
-                                             if "exact" in secs else None),
+                                             if "exact" in secs and "baseline" in secs else None),
         "ratio_vs_llamacpp": (round(sum(secs["llamacpp"]) / sum(secs["clinrag"]), 3) if "llamacpp" in secs else None),
         "decode_tokens_per_s": {"clinrag": cl.get("decode"), "llamacpp": ll.get("decode")},
         "copy_bandwidth_gb_s": round(bandwidth, 1),
@@ -71,34 +74,42 @@ def summarise(sides: dict, bandwidth: float, threads: int, loads: list[float], a
     }
     if "llamacpp" not in secs:
         out["llamacpp_error"] = ll.get("error", "not run")
-    for name in ("exact", "parity"):
-        if "error" in sides.get(name, {}):
-            out[f"{name}_error"] = sides[name]["error"]
+    for name in ("exact", "baseline", "parity"):
+        if name in getattr(args, "sides", ()) and not sides.get(name, {}).get("cases"):
+            out[f"{name}_error"] = sides.get(name, {}).get("error", "not run")
     return out
 
 
-def _top_k() -> int:
-    from clinrag.core.defaults import TOP_K
+def _default_dtype() -> str:
+    from clinrag.core.models.loading import resolve_inference_dtype
 
-    return TOP_K
+    return str(resolve_inference_dtype(None, "cpu")).removeprefix("torch.")
 
 
 def measure(args) -> dict:
-    """Run every side (each in its own process) and summarise; ``args``: cases, parity_cases, index, shared."""
+    """Run the sides named in ``args.sides`` (each in its own process) and summarise. ``args``: cases,
+    parity_cases, index, shared, sides and :func:`real_size.add_run_options`'s."""
     import tempfile
 
     import torch
 
-    threads = torch.get_num_threads()
+    threads = args.threads or torch.get_num_threads()
     before = os.getloadavg()[0]
     bandwidth = copy_bandwidth_gbs(threads)
     sides = {}
+    raw = getattr(args, "raw_dir", None)  # kept between runs: a side already measured there is not run again
     with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(raw or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         for side in ("prepare", "clinrag", "llamacpp", "exact", "baseline", "parity"):
-            if side == "parity" and not args.parity_cases:
+            if side not in args.sides or (side == "parity" and not args.parity_cases):
+                continue
+            if raw and (folder / f"{side}.json").is_file():
+                sides[side] = json.loads((folder / f"{side}.json").read_text(encoding="utf-8"))
+                print(f"== real size: {side} (kept from {folder})", flush=True)
                 continue
             print(f"== real size: {side}", flush=True)
-            sides[side] = run_side(side, args, Path(tmp))
+            sides[side] = run_side(side, args, folder)
             if "error" in sides[side]:
                 print(f"   {side} failed: {sides[side]['error']}", flush=True)
     result = summarise(sides, bandwidth, threads, [round(before, 2), round(os.getloadavg()[0], 2)], args)

@@ -20,6 +20,14 @@ DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 #: Names that all mean :data:`DEFAULT_EMBEDDER`, so an index built under one accepts queries embedded under another.
 DEFAULT_EMBEDDER_ALIASES = (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}", "default")
 
+#: The dtype the ``hf`` generator answers in on CPU unless told otherwise. "bfloat16" (used only where the CPU
+#: computes it natively, AVX512-BF16/AMX) halves the bytes per decode step and the resident weights, but becomes
+#: the default only once measured to keep the answers (first 32 greedy tokens equal to float32's on ≥ 90 % of real
+#: answers: ``real_size.quality_parity`` in benchmarks/results/answer.json). Not yet measured on the 0.5B model
+#: (SmolLM2-135M kept 4 of 8 rows in a smoke run), so float32 — the exact path — stays the default;
+#: ``--option dtype=bfloat16`` opts in.
+CPU_ANSWER_DTYPE = "float32"
+
 #: Answer length cap of the LLM generators: a few sentences with citations; small models stop earlier by themselves.
 MAX_NEW_TOKENS = 192
 

@@ -23,10 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clinrag.core.defaults import DEFAULT_MODEL
+from clinrag.core.defaults import CPU_ANSWER_DTYPE, DEFAULT_MODEL
 from clinrag.core.errors import ModelLoadError
-
-
 
 # Used only when a tokenizer ships no chat template (some GGUF conversions): plain ChatML.
 CHATML_TEMPLATE = (
@@ -117,14 +115,13 @@ def cpu_computes_bf16() -> bool:
 
 def resolve_inference_dtype(dtype: Any, device: str) -> Any:
     """The dtype a model *answers* in: an explicit ``dtype`` as :func:`resolve_dtype` reads it; ``None``/"auto"
-    → bfloat16 on a GPU that supports it and on a CPU that computes it natively (:func:`cpu_computes_bf16`;
-    the first 32 greedy tokens matched float32 on the share of real answers recorded in
-    ``benchmarks/results/answer.json`` → ``real_size.quality_parity``), else float32. Training keeps
+    → bfloat16 on a GPU that supports it; on a CPU, :data:`~clinrag.core.defaults.CPU_ANSWER_DTYPE` when that is
+    bfloat16 and the CPU computes it natively (:func:`cpu_computes_bf16`), else float32. Training keeps
     :func:`resolve_dtype`'s float32 on CPU."""
     import torch
 
-    if (dtype is None or dtype == "auto") and device == "cpu" and cpu_computes_bf16():
-        return torch.bfloat16
+    if (dtype is None or dtype == "auto") and device == "cpu":
+        return torch.bfloat16 if CPU_ANSWER_DTYPE == "bfloat16" and cpu_computes_bf16() else torch.float32
     return resolve_dtype(dtype, device)
 
 

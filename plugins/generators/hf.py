@@ -7,8 +7,9 @@ summary** are answered in one batched decode that computes the shared system + s
 (:mod:`clinrag.plugins.generators.decoding`); the graph then skips its separate summary call
 (:class:`~clinrag.plugins.generators.base.SummarizesWithAnswers`).
 
-On CPU the weights run in bfloat16 where the processor computes it natively (AVX512-BF16 or AMX), else float32
-(:func:`clinrag.core.models.loading.resolve_inference_dtype`); ``dtype=float32`` is the exact path.
+On CPU the weights run in :data:`clinrag.core.defaults.CPU_ANSWER_DTYPE` (float32, the exact path, until bfloat16
+is measured to keep the answers); ``dtype=bfloat16`` runs them in bfloat16 where the processor computes it natively,
+mapped from a cached copy (:func:`clinrag.core.models.loading.resolve_inference_dtype`).
 
 The model is loaded on first use and cached per process by its options, so the answering generator and a
 query-translation LLM naming the same model share one copy.
@@ -169,7 +170,7 @@ class HFGenerator(LLMGenerator):
     name: ClassVar[str] = "hf"
     description: ClassVar[str] = ("A transformers causal LM (hub id, local folder or .gguf; optional PEFT adapter), "
                                   "greedy; all sub-questions of a case and its summary in one batch sharing the "
-                                  "scenario's KV cache; bfloat16 on CPUs that compute it natively.")
+                                  "scenario's KV cache.")
 
     def __init__(self, model: str = DEFAULT_MODEL, *, adapter: str | None = None, max_new_tokens: int = MAX_NEW_TOKENS,
                  summary_max_new_tokens: int | None = None, device: str | None = None, dtype: Any = None,

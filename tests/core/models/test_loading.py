@@ -88,7 +88,9 @@ def test_inference_dtype_is_bf16_only_where_the_cpu_computes_it():
     import torch
     from clinrag.core.models.loading import cpu_computes_bf16, resolve_inference_dtype
 
-    expected = torch.bfloat16 if cpu_computes_bf16() else torch.float32
+    from clinrag.core.defaults import CPU_ANSWER_DTYPE
+
+    expected = torch.bfloat16 if CPU_ANSWER_DTYPE == "bfloat16" and cpu_computes_bf16() else torch.float32
     assert resolve_inference_dtype(None, "cpu") is expected and resolve_inference_dtype("auto", "cpu") is expected
     assert resolve_inference_dtype("float32", "cpu") is torch.float32  # the exact path on request
     assert resolve_inference_dtype(torch.float16, "cpu") is torch.float16
