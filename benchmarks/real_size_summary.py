@@ -67,7 +67,7 @@ def summarise(sides: dict, bandwidth: float, threads: int, loads: list[float], a
         "quality_parity": {
             "share_first_32_tokens_equal": round(sum(compared) / len(compared), 4) if compared else None,
             "rows_equal": f"{sum(compared)}/{len(compared)}",
-            "compares": f"{cl.get('dtype')} (the default) vs float32, greedy, first {PARITY_TOKENS} tokens of every "
+            "compares": f"{cl.get('dtype')} (the clinrag side) vs float32, greedy, first {PARITY_TOKENS} tokens of every "
                         f"answer and summary: the timed cases' rows against the float32 pipeline baseline, plus "
                         f"{len(par.get('cases', []))} more cases decoded both ways (batched, 32-token answers)",
             "exact_path_tokens_equal": f"{sum(exact_equal)}/{len(exact_equal)}" if exact_equal else None},
