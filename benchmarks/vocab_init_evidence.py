@@ -36,7 +36,7 @@ def smollm2_folder() -> Path:
         from clinrag.core.models.loading import load_model, load_tokenizer
 
         model, tok = load_model(GGUF, dtype="float32", eval_mode=False), load_tokenizer(GGUF, prepare=False)
-        atomic_dir_write(FOLDER, lambda tmp: (model.save_pretrained(tmp), tok.save_pretrained(tmp)))
+        atomic_dir_write(FOLDER, lambda tmp: (model.save_pretrained(tmp), tok.save_pretrained(tmp)), kind="vocab-evidence")
     return FOLDER
 
 

@@ -181,5 +181,5 @@ def tune_embedder(cases: Sequence[Case], passages: Sequence[Passage], out: str |
         "distinct_questions": len({q for q, _, _ in pairs}), "loss": "MultipleNegativesRankingLoss",
         "hard_negatives": f"dense top-{spec.negative_depth} of the index, gold and same-title passages skipped",
         "mining_seconds": round(mined, 1), "spec": asdict(spec)}
-    atomic_dir_write(out, write)
+    atomic_dir_write(out, write, kind="tuned-embedder")
     return record
