@@ -261,12 +261,12 @@ def _adapter_widths(folder: Path) -> set[int]:
     return widths
 
 
-def check_adapter_fits(adapter: str | os.PathLike[str], base_config: dict[str, Any], base_tokenizer: Any,
+def check_adapter_fits(adapter: str | os.PathLike[str], base_config: dict[str, Any] | None, base_tokenizer: Any,
                        base_label: str) -> None:
     """Refuse, in one line and before anything large loads, an adapter trained on another base model (its LoRA
     widths are not the base's) or on another tokenizer (its saved tokenizer does not extend the base's)."""
     folder = check_adapter(adapter)
-    widths, dims = _adapter_widths(folder), _linear_dims(base_config)
+    widths, dims = (_adapter_widths(folder), _linear_dims(base_config)) if base_config is not None else (set(), set())
     if widths and dims and not widths <= dims:
         raise ModelLoadError(f"adapter {str(adapter)!r} was trained on another base model: its layers are "
                              f"{sorted(widths)} wide, {base_label!r} has {sorted(dims)} (hidden size "
@@ -373,7 +373,7 @@ def load_causal_lm(spec: str | os.PathLike[str] = DEFAULT_MODEL, *, adapter: str
             source = ModelSource("folder", str(dtype_copy.ensure_copy(source.location, wanted)))
     tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)
     if adapter:
-        check_adapter_fits(adapter, base_config(source), tokenizer, source.label)
+        check_adapter_fits(adapter, None, tokenizer, source.label)  # widths were checked above
     model = load_model(source, device=dev, dtype=dtype, trust_remote_code=trust_remote_code)
     if adapter:
         model, tokenizer = attach_adapter(model, tokenizer, adapter)
