@@ -112,22 +112,69 @@ def train(config: str = "qlora.yaml", out: str = "tuned") -> None:
     run([CLINRAG, "finetune", "--config", str(HERE / config), *resume])
 
 
+#: The shipped run (committed): the adapter in bf16 with its tokenizer and records, and the training report.
+SHIPPED = REPO / "docs" / "eval-results" / RUN.name
+#: Files of the training output that ship beside the adapter weights (the rest — checkpoints, event files — stay).
+SHIP_FILES = ("adapter_config.json", "clinrag_training.json", "added_tokens_manifest.json", "tokenizer.json",
+              "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json", "config.resolved.yaml")
+TRAIN_REPORT = ("metrics.json", "report.md", "loss.png")
+
+
+def ship(out: str = "tuned") -> None:
+    """Copy the finished adapter into ``docs/eval-results/real-model-v1/adapter`` with its weights cast to bf16 (the
+    issue's ≤ 40 MB), and the training report beside it. Refuses an unfinished run (no ``metrics.json``)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    src = RUN / out
+    if not (src / "metrics.json").exists():
+        sys.exit(f"{src}: training has not finished (no metrics.json); run `python {Path(__file__).name} train`")
+    dest = SHIPPED / "adapter"
+    dest.mkdir(parents=True, exist_ok=True)
+    tensors = load_file(str(src / "adapter_model.safetensors"))
+    # bf16 halves the file; PEFT casts adapter weights back to the base's dtype when it loads them.
+    save_file({k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in tensors.items()},
+              str(dest / "adapter_model.safetensors"), metadata={"format": "pt"})
+    for name in SHIP_FILES:
+        if (src / name).exists():
+            shutil.copy2(src / name, dest / name)
+    training = SHIPPED / "training"
+    training.mkdir(parents=True, exist_ok=True)
+    for name in TRAIN_REPORT:
+        if (src / name).exists():
+            shutil.copy2(src / name, training / name)
+    size = (dest / "adapter_model.safetensors").stat().st_size / 2**20
+    print(f"shipped {src.relative_to(REPO)} → {dest.relative_to(REPO)} ({size:.1f} MiB of bf16 weights)")
+
+
 #: (set, held-out file, max_new_tokens, arms besides base+RAG / tuned+RAG)
 EVAL_SETS = {"pubmedqa_dev": 32, "casimedicos": 32, "medquad_multi_dev": 64}
 
 
 def evaluate(adapter: str = "tuned", sets: tuple[str, ...] = tuple(EVAL_SETS)) -> None:
     """Base vs tuned, with retrieval, on each held-out set (resumable: finished cases are skipped). PubMedQA also
-    gets the no-retrieval arms."""
+    gets the no-retrieval arms. The main run evaluates the *shipped* adapter (bf16, what users get); each finished
+    set's ``metrics.json`` and ``report.md`` are copied beside it."""
+    import shutil
+
+    path = SHIPPED / "adapter" if adapter == "tuned" else RUN / adapter
+    if not (path / "adapter_config.json").exists():
+        sys.exit(f"{path}: no adapter; run the train (and ship) stages first")
     for name in sets:
         out = RUN / "eval" / f"{name}-{adapter}"
-        if (out / "report.md").exists() and (out / "metrics.json").exists():
-            continue
-        no_retrieval = "--no-retrieval-arm" if name == "pubmedqa_dev" else "--skip-no-retrieval-arm"
-        run([CLINRAG, "evaluate", str(RUN / "data" / f"{name}-heldout.jsonl"), "--index", str(INDEX),
-             "--strategies", "decomposition", "--generator", "hf", "--model", str(STANDIN),
-             "--adapter", str(RUN / adapter), "--max-new-tokens", str(EVAL_SETS[name]), no_retrieval,
-             "--out", str(out)])
+        if not ((out / "report.md").exists() and (out / "metrics.json").exists()):
+            no_retrieval = "--no-retrieval-arm" if name == "pubmedqa_dev" else "--skip-no-retrieval-arm"
+            run([CLINRAG, "evaluate", str(RUN / "data" / f"{name}-heldout.jsonl"), "--index", str(INDEX),
+                 "--strategies", "decomposition", "--generator", "hf", "--model", str(STANDIN),
+                 "--adapter", str(path), "--max-new-tokens", str(EVAL_SETS[name]), no_retrieval,
+                 "--out", str(out)])
+        if adapter == "tuned":
+            dest = SHIPPED / "eval" / name
+            dest.mkdir(parents=True, exist_ok=True)
+            for file in [out / "metrics.json", out / "report.md", *out.glob("*.png")]:  # the report's charts
+                shutil.copy2(file, dest / file.name)
 
 
 def stage_status() -> None:
@@ -137,7 +184,7 @@ def stage_status() -> None:
         print(f"{name:14s} {'done' if path.exists() else 'todo'}  {path.relative_to(REPO)}")
 
 
-STAGES = {"prepare": prepare, "index": index, "audit": audit, "train": train, "evaluate": evaluate,
+STAGES = {"prepare": prepare, "index": index, "audit": audit, "train": train, "ship": ship, "evaluate": evaluate,
           "status": stage_status}
 
 
@@ -147,7 +194,7 @@ def main() -> None:
     args = parser.parse_args()
     ensure_run_dir()
     if args.stage == "all":
-        for name in ("prepare", "index", "audit", "train", "evaluate"):
+        for name in ("prepare", "index", "audit", "train", "ship", "evaluate"):
             STAGES[name]()
     else:
         STAGES[args.stage]()
