@@ -6,7 +6,7 @@ Run::
     clinrag finetune --model Qwen/Qwen2.5-0.5B-Instruct --data cases.jsonl --eval-data dev.jsonl \\
         --index .cache/index --mode qlora --preset small-data --out runs/qwen-qlora
     clinrag finetune --config FILE.yaml --resume            # continue after a kill, same result
-    accelerate launch --config_file examples/accelerate/ddp.yaml -m clinrag finetune --config FILE.yaml
+    accelerate launch --config_file examples/accelerate/ddp.yaml -m clinrag.cli finetune --config FILE.yaml
 
 Order of work: resolve the config, build every example and check tokenizer/manifest (errors here, before any model
 loads), load the model (4-bit NF4 for qlora), resize its embeddings to the tokenizer (never shrinking), wrap it with
