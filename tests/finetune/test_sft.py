@@ -328,6 +328,12 @@ def test_untied_head_trains_new_input_and_output_rows(untied_extended, cases_fil
     with torch.no_grad():
         loaded = peft_model(input_ids=probe.input_ids).logits.float()
     torch.testing.assert_close(loaded, probe.logits, rtol=1e-4, atol=1e-4)
+    # The adapter carries the new input and output rows whole, so on the plain (unextended) base, whose rows for
+    # those ids are untrained padding, it gives the same logits: the ablation evaluates both adapters on one base.
+    plain, _ = load_causal_lm(str(model.parent / "base"), adapter=out, device="cpu", dtype="float32")
+    with torch.no_grad():
+        torch.testing.assert_close(plain(input_ids=probe.input_ids).logits.float(), probe.logits,
+                                   rtol=1e-4, atol=1e-4)
 
     base = load_file(str(model / "model.safetensors"))
     merged = peft_model.merge_and_unload()
