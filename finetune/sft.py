@@ -48,7 +48,11 @@ from .config import (
 from .data import PreparedData, prepare_data, to_dataset
 from .trainer import make_trainer_class
 from .trl_args import to_bnb_config, to_peft_config, to_sft_config
-from .trl_compat import keep_4bit_weights_trainable, total_train_tokens
+from .trl_compat import (
+    keep_4bit_weights_trainable,
+    total_train_tokens,
+    trainable_token_layers,
+)
 
 CONFIG_NAME = "config.resolved.yaml"
 
@@ -110,12 +114,6 @@ def wrap_peft(model: Any, cfg: FinetuneConfig, new_ids: list[int]) -> Any:
     if cfg.peft.mode == Mode.QLORA:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.gradient_checkpointing)
     return get_peft_model(model, to_peft_config(cfg, new_ids, untied_head=head))
-
-
-def trainable_token_layers(model: Any) -> list[str]:
-    """Names of the layers whose new-token rows train (PEFT's TrainableTokensWrapper, tied copies excluded)."""
-    return [name.removeprefix("base_model.model.") for name, module in model.named_modules()
-            if type(module).__name__ == "TrainableTokensWrapper" and not module.token_adapter.tied_adapter]
 
 
 # -- metrics --------------------------------------------------------------------------------------------------------

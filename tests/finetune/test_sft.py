@@ -73,6 +73,7 @@ def test_output_folder_is_a_standard_peft_adapter(lora_run):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["global_step"] == 4 and saved["tokens_per_s"] > 0 and saved["peak_rss_mb"] > 0
     assert saved["eval_loss_before"] > 0 and saved["eval_loss_after"] > 0 and saved["with_passages"] is False
+    assert saved["new_token_layers"] == ["model.embed_tokens"]  # tied: the LM head follows, storing nothing itself
     assert "overfitting" in saved and "Verdict" in (out / "report.md").read_text()
     cfg = config_from_dict(yaml.safe_load((out / "config.resolved.yaml").read_text()))
     assert cfg.train.max_steps == 4 and cfg.peft.mode == "lora"
@@ -324,7 +325,7 @@ def test_untied_head_trains_new_input_and_output_rows(untied_extended, cases_fil
     assert any("lora_B" in k and tensors[k].abs().sum() > 0 for k in tensors)  # two steps moved the LoRA weights
 
     # Loaded back through clinrag's one loader: the same logits as the trained model in memory.
-    peft_model, tok = load_causal_lm(str(model), adapter=out, device="cpu", dtype="float32")
+    peft_model, _ = load_causal_lm(str(model), adapter=out, device="cpu", dtype="float32")
     with torch.no_grad():
         loaded = peft_model(input_ids=probe.input_ids).logits.float()
     torch.testing.assert_close(loaded, probe.logits, rtol=1e-4, atol=1e-4)
