@@ -19,7 +19,8 @@ def evaluate(
     generator: str = typer.Option(defaults.GENERATOR, "--generator",
                                   help="Generator, or several comma-separated to compare."),
     model: str = typer.Option(None, "--model", help="LLM generators: hub id, local folder or .gguf file."),
-    adapter: str = typer.Option(None, "--adapter", help="A PEFT adapter folder: every arm runs with and without it."),
+    adapter: list[str] = typer.Option(None, "--adapter", help="A PEFT adapter folder: every arm runs with and "
+                                      "without it. Repeat to compare adapters (paired, adapter vs adapter)."),
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1, help="LLM generators: answer length cap."),
     option: list[str] = typer.Option(None, "--option", help="Extra generator option KEY=VALUE (repeatable)."),
     translator_model: str = typer.Option(None, "--translator-model", help="LLM for query translation (hub id, "

@@ -98,7 +98,8 @@ def metric_value(block: dict[str, Any], metric: str) -> float | None:
 
 def comparison_pairs(arms: Sequence[Any], blocks: dict[str, dict[str, Any]], metric: str) -> list[tuple[str, str, str]]:
     """(a, b, why) pairs to compare on ``metric``: every arm against ``none`` and the no-retrieval arm of its
-    generator, adapter against base for the same strategy, and the best arm against every other arm."""
+    generator, adapter against base for the same strategy, each pair of adapters for the same strategy (in the
+    order given, e.g. tuned with vs without an extended vocabulary), and the best arm against every other arm."""
     pairs: list[tuple[str, str, str]] = []
     group = {a.name: (a.generator, a.adapter) for a in arms}
     for a in arms:
@@ -114,6 +115,11 @@ def comparison_pairs(arms: Sequence[Any], blocks: dict[str, dict[str, Any]], met
             if (a.adapter and not b.adapter and a.strategy == b.strategy and a.generator == b.generator
                     and a.retrieval == b.retrieval):
                 pairs.append((a.name, b.name, "adapter vs base"))
+    for i, a in enumerate(arms):
+        for b in arms[i + 1:]:
+            if (a.adapter and b.adapter and a.adapter != b.adapter and a.strategy == b.strategy
+                    and a.generator == b.generator and a.retrieval == b.retrieval):
+                pairs.append((a.name, b.name, "adapter vs adapter"))
     scored = [(metric_value(blocks[a.name], metric), a.name) for a in arms]
     scored = [(v, n) for v, n in scored if v is not None]
     if len(scored) > 1:

@@ -65,21 +65,29 @@ def adapter_label(adapter: str) -> str:
     return Path(adapter.rstrip("/")).name or adapter
 
 
-def plan_arms(strategies: Sequence[str], generators: Sequence[str], adapter: str | None = None, *,
+def plan_arms(strategies: Sequence[str], generators: Sequence[str], adapter: str | Sequence[str] | None = None, *,
               no_retrieval: bool = True, baseline_strategy: str = defaults.STRATEGY) -> list[Arm]:
     """The arms of one run. Names are the strategy alone when one generator (and no adapter) is compared,
-    else ``strategy@generator[+adapter]``; the baseline is ``no-retrieval`` (with the same suffix)."""
+    else ``strategy@generator[+adapter]``; the baseline is ``no-retrieval`` (with the same suffix). ``adapter``
+    is one folder or several (e.g. tuned with and without an extended vocabulary): each adds its own arms, named by
+    its folder, so their folder names must differ."""
     if not strategies:
         raise EvaluationError("no strategies to evaluate")
     if not generators:
         raise EvaluationError("no generators to evaluate")
+    adapters = [adapter] if isinstance(adapter, str) else list(dict.fromkeys(adapter or ()))
+    labels = [adapter_label(a) for a in adapters]
+    clash = sorted({label for label in labels if labels.count(label) > 1})
+    if clash:
+        raise EvaluationError(f"--adapter: two adapter folders are both named {clash[0]!r}, and arms are named by "
+                              f"the folder; rename one")
     variants: list[tuple[str, str | None]] = [(g, None) for g in generators]
-    if adapter:
+    if adapters:
         with_adapter = [g for g in generators if "adapter" in (accepted_options(g) or {"adapter"})]
         if not with_adapter:
             raise EvaluationError(f"--adapter needs a generator that loads adapters (e.g. hf); got "
                                   f"{', '.join(generators)}")
-        variants += [(g, adapter) for g in with_adapter]
+        variants += [(g, a) for a in adapters for g in with_adapter]
     plain = len(variants) == 1
     arms = []
     for gen, ad in variants:

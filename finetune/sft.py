@@ -48,7 +48,11 @@ from .config import (
 from .data import PreparedData, prepare_data, to_dataset
 from .trainer import make_trainer_class
 from .trl_args import to_bnb_config, to_peft_config, to_sft_config
-from .trl_compat import keep_4bit_weights_trainable, total_train_tokens
+from .trl_compat import (
+    keep_4bit_weights_trainable,
+    total_train_tokens,
+    trainable_token_layers,
+)
 
 CONFIG_NAME = "config.resolved.yaml"
 
@@ -93,14 +97,23 @@ def _load_model(cfg: FinetuneConfig, tokenizer: Any) -> tuple[Any, tuple[int, in
     return model, rows
 
 
+def untied_head_name(model: Any) -> str | None:
+    """The module name of the model's LM head when its config unties it from the input embedding, else None."""
+    if getattr(model.config, "tie_word_embeddings", True):
+        return None
+    head = model.get_output_embeddings()
+    return next((name for name, module in model.named_modules() if module is head), None)
+
+
 def wrap_peft(model: Any, cfg: FinetuneConfig, new_ids: list[int]) -> Any:
     if cfg.peft.mode == Mode.FULL:
         return model
     from peft import get_peft_model, prepare_model_for_kbit_training
 
+    head = untied_head_name(model)  # read before kbit preparation; bitsandbytes leaves the LM head unquantised
     if cfg.peft.mode == Mode.QLORA:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.gradient_checkpointing)
-    return get_peft_model(model, to_peft_config(cfg, new_ids))
+    return get_peft_model(model, to_peft_config(cfg, new_ids, untied_head=head))
 
 
 # -- metrics --------------------------------------------------------------------------------------------------------
@@ -232,11 +245,13 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
     if rows[1] != rows[0]:
         log(f"embeddings grown from {rows[0]} to {rows[1]} rows for {len(tok)} tokenizer ids")
     model = wrap_peft(model, cfg, new_ids)
-    if new_ids and cfg.peft.mode != Mode.FULL:
-        log(f"training {len(new_ids)} new embedding rows exactly (trainable_token_indices)")
+    token_layers = trainable_token_layers(model) if new_ids else []
+    if token_layers:
+        log(f"training {len(new_ids)} new vocabulary rows exactly in {' and '.join(token_layers)} "
+            f"(trainable_token_indices)")
 
     metrics: dict[str, Any] = {"mode": Mode(cfg.peft.mode).value, "format": DataFormat(cfg.data.format).value,
-                               "new_token_ids": len(new_ids),
+                               "new_token_ids": len(new_ids), "new_token_layers": token_layers,
                                "train_examples": len(data.train_rows), "eval_examples": len(data.eval_rows),
                                "train_cases": len(data.split.train), "eval_cases": len(data.split.eval),
                                "with_passages": data.train_stats.with_passages, "notes": data.notes,

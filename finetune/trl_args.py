@@ -37,16 +37,27 @@ def to_model_config(cfg: FinetuneConfig) -> Any:
     )
 
 
-def to_peft_config(cfg: FinetuneConfig, new_token_ids: list[int] | None = None) -> Any:
+def to_peft_config(cfg: FinetuneConfig, new_token_ids: list[int] | None = None, *,
+                   untied_head: str | None = None) -> Any:
     """The PEFT ``LoraConfig`` (None in full mode): LoRA on every linear projection by default; the new vocabulary
-    rows (and, for tied embeddings, the LM-head rows that share them) trained exactly via ``trainable_token_indices``."""
+    rows trained exactly via ``trainable_token_indices``.
+
+    With tied embeddings the LM head shares the input rows, so training ``embed_tokens`` trains both. A model with
+    its own output matrix (``tie_word_embeddings: false``, e.g. the Qwen2.5-Coder stand-in) names that layer in
+    ``untied_head`` (the caller reads the model's config): its new rows train too, or the model could read the new
+    tokens but would score them with their frozen initial rows forever.
+    """
     from trl import get_peft_config
 
     lora = get_peft_config(to_model_config(cfg))
     if lora is None or not (new_token_ids and cfg.peft.train_new_tokens):
         return lora
+    ids = sorted(int(i) for i in new_token_ids)
+    layers = {"embed_tokens": ids}
+    if untied_head:
+        layers[untied_head] = list(ids)
     # replace() re-runs LoraConfig's own checks with the new field set.
-    return dataclasses.replace(lora, trainable_token_indices={"embed_tokens": sorted(int(i) for i in new_token_ids)})
+    return dataclasses.replace(lora, trainable_token_indices=layers)
 
 
 def to_bnb_config(cfg: FinetuneConfig) -> Any:

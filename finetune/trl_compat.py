@@ -101,3 +101,10 @@ def keep_4bit_weights_trainable(model: Any) -> int:
             module.support_avx512bf16_for_cpu = False
             fixed += 1
     return fixed
+
+
+def trainable_token_layers(model: Any) -> list[str]:
+    """Names of the layers whose new-token rows train: PEFT's ``TrainableTokensWrapper`` modules, except the tied
+    copies (a tied LM head follows the input embedding's adapter and stores nothing of its own)."""
+    return [name.removeprefix("base_model.model.") for name, module in model.named_modules()
+            if type(module).__name__ == "TrainableTokensWrapper" and not module.token_adapter.tied_adapter]

@@ -4,9 +4,12 @@ Every stage is a plain ``clinrag`` command (printed and appended to ``<run>/comm
 its output is complete, and the long stages (training, evaluation) resume after an interruption — so the whole
 experiment is re-run, or continued in a later sitting, with the same one line::
 
-    python experiments/real_model/run.py all            # prepare → audit → extend → train → evaluate
-    python experiments/real_model/run.py prepare        # or any one stage: audit, extend, train, train-novocab, evaluate
+    python experiments/real_model/run.py all            # the main run, then the vocabulary ablation
+    python experiments/real_model/run.py prepare        # or any one stage (see STAGES; `status` lists them)
     python experiments/real_model/run.py status         # what is done, what is left
+
+The main run: prepare → index → audit → train → evaluate. The vocabulary ablation (tuned with vs without the
+extended vocabulary, at half the main budget, on PubMedQA): extend → train-vocab → train-novocab → evaluate-vocab.
 
 Inputs: the shared data (``../shared/data``), the committed split ``docs/eval-results/splits/real-model-v1.json``,
 the stand-in from ``make models`` and the full-corpus index (``.cache/full-index``, built by the ``index`` stage).
@@ -39,6 +42,11 @@ MIX = {"medquad_multi_dev": 40, "pubmedqa_dev": 200, "casimedicos": 200}
 #: Eval-loss cases per set, drawn from the train parts' remaining cases (never from a held-out part).
 EVAL_MIX = {"medquad_multi_dev": 2, "pubmedqa_dev": 8, "casimedicos": 8}
 SEED = 0
+#: The vocabulary ablation trains on half the mix: the first half of each set's seeded draw (a subset of the main
+#: mix), with the same eval-loss set, seed and settings (qlora.yaml, only --data/--out/--model changed).
+HALF_MIX = RUN / "data" / "train-mix-half.jsonl"
+EXTENDED = RUN / "extended"
+ABLATION = {"tuned-half-vocab": True, "tuned-half-novocab": False}  # output folder → with the extended vocabulary
 
 
 def ensure_run_dir() -> None:
@@ -72,23 +80,49 @@ def write_cases(path: Path, cases: list) -> None:
     tmp.replace(path)
 
 
-def prepare() -> None:
-    """Held-out and training case files from the committed split (derived data: under runs/, never committed)."""
+def draw() -> tuple[dict[str, list], list, list, list]:
+    """(held-out cases per set, training mix, eval-loss mix, half training mix), drawn from the committed split."""
     from clinrag.core.splits import split_cases
 
     rng = random.Random(SEED)
-    train_mix, eval_mix = [], []
+    held, train_mix, eval_mix, half_mix = {}, [], [], []
     for name in MIX:
         train = split_cases(SPLIT, name, "train", DATA)
-        held = split_cases(SPLIT, name, "heldout", DATA)
-        write_cases(RUN / "data" / f"{name}-heldout.jsonl", held)
+        held[name] = split_cases(SPLIT, name, "heldout", DATA)
         pool = sorted(train, key=lambda c: c.id)
         rng.shuffle(pool)
         train_mix += pool[: MIX[name]]
+        half_mix += pool[: MIX[name] // 2]
         eval_mix += pool[MIX[name]: MIX[name] + EVAL_MIX[name]]
+    return held, train_mix, eval_mix, half_mix
+
+
+def prepare() -> None:
+    """Held-out and training case files from the committed split (derived data: under runs/, never committed)."""
+    held, train_mix, eval_mix, half_mix = draw()
+    for name, cases in held.items():
+        write_cases(RUN / "data" / f"{name}-heldout.jsonl", cases)
     write_cases(RUN / "data" / "train-mix.jsonl", train_mix)
     write_cases(RUN / "data" / "eval-mix.jsonl", eval_mix)
-    print(f"train-mix: {len(train_mix)} cases, eval-mix: {len(eval_mix)} cases → {RUN / 'data'}")
+    write_cases(HALF_MIX, half_mix)
+    print(f"train-mix: {len(train_mix)} cases (half: {len(half_mix)}), eval-mix: {len(eval_mix)} cases → "
+          f"{RUN / 'data'}")
+
+
+def prepare_half() -> None:
+    """The half mix alone (a run prepared before the ablation existed keeps its other files untouched); it must be a
+    subset of the training mix on disk, i.e. drawn from the same split and data."""
+    if HALF_MIX.exists():
+        return
+    _, _, _, half_mix = draw()
+    text = (RUN / "data" / "train-mix.jsonl").read_text(encoding="utf-8")
+    trained = {json.loads(line)["id"] for line in text.split("\n") if line}  # not splitlines(): U+2028 in text
+    missing = [c.id for c in half_mix if c.id not in trained]
+    if missing:
+        sys.exit(f"the half mix is not a subset of {RUN / 'data' / 'train-mix.jsonl'} ({len(missing)} cases, e.g. "
+                 f"{missing[0]}): the split or the shared data changed since `prepare`; rerun `prepare`")
+    write_cases(HALF_MIX, half_mix)
+    print(f"train-mix-half: {len(half_mix)} cases → {HALF_MIX}")
 
 
 def index() -> None:
@@ -103,13 +137,53 @@ def audit() -> None:
              "--out", str(out)])
 
 
-def train(config: str = "qlora.yaml", out: str = "tuned") -> None:
-    """QLoRA SFT; resumes from the last checkpoint when a previous run was interrupted."""
+def extend() -> None:
+    """The stand-in extended with the audit's terms.txt: the terms it accepts, or — when it accepts none (fewer
+    cases than its floor) — the candidates that pass its per-term criteria, listed there for reference. The
+    ablation asks whether extension pays on this data either way. Redone when terms.txt lists other terms."""
+    from clinrag.finetune.vocab_extend import read_terms
+
+    audit_dir = RUN / "audit"
+    result = json.loads((audit_dir / "audit.json").read_text(encoding="utf-8"))
+    terms = read_terms(audit_dir / "terms.txt")
+    manifest = EXTENDED / "added_tokens_manifest.json"
+    if manifest.exists() and set(json.loads(manifest.read_text(encoding="utf-8"))["terms"]) == set(terms):
+        return
+    if result.get("warning"):
+        print(f"note: the audit accepts no term ({result['warning']}); the ablation extends the stand-in with its "
+              f"best candidates: {', '.join(terms)}")
+    run([CLINRAG, "vocab", "extend", "--model", str(STANDIN), "--terms", str(audit_dir / "terms.txt"),
+         "--out", str(EXTENDED)])
+
+
+def finetune(out: str, *overrides: str) -> None:
+    """QLoRA SFT per qlora.yaml (plus ``overrides``); resumes from the last checkpoint after an interruption."""
     folder = RUN / out
     if (folder / "metrics.json").exists():
         return
-    resume = ["--resume", "true"] if (folder / "checkpoints").exists() else []
-    run([CLINRAG, "finetune", "--config", str(HERE / config), *resume])
+    resume = ["--resume"] if (folder / "checkpoints").exists() else []
+    run([CLINRAG, "finetune", "--config", str(HERE / "qlora.yaml"), *overrides, *resume])
+
+
+def train() -> None:
+    finetune("tuned")
+
+
+def train_half(out: str) -> None:
+    """Half the main budget (the half mix, one epoch: about half the optimizer steps); with the vocabulary, the
+    extended stand-in and its manifest, whose new rows train in the input embedding and the untied LM head."""
+    prepare_half()
+    vocab = ["--model", str(EXTENDED), "--vocab-manifest", str(EXTENDED / "added_tokens_manifest.json")]
+    finetune(out, "--data", str(HALF_MIX), "--out", str(RUN / out), *(vocab if ABLATION[out] else []))
+
+
+def train_vocab() -> None:
+    extend()  # nothing to do when the extended stand-in holds the audit's terms
+    train_half("tuned-half-vocab")
+
+
+def train_novocab() -> None:
+    train_half("tuned-half-novocab")
 
 
 #: The shipped run (committed): the adapter in bf16 with its tokenizer and records, and the training report.
@@ -177,15 +251,38 @@ def evaluate(adapter: str = "tuned", sets: tuple[str, ...] = tuple(EVAL_SETS)) -
                 shutil.copy2(file, dest / file.name)
 
 
+VOCAB_EVAL = RUN / "eval" / "pubmedqa_dev-vocab-ablation"
+
+
+def evaluate_vocab() -> None:
+    """The ablation's arms on PubMedQA held-out, one run: base, tuned with and tuned without the extended vocabulary
+    (both with retrieval), compared pairwise by paired bootstrap (``adapter vs adapter`` in metrics.json). Both
+    adapters load onto the plain stand-in: the vocabulary adapter carries its new input and output rows whole."""
+    if (VOCAB_EVAL / "report.md").exists() and (VOCAB_EVAL / "metrics.json").exists():
+        return
+    adapters = [arg for out in ABLATION for arg in ("--adapter", str(RUN / out))]
+    run([CLINRAG, "evaluate", str(RUN / "data" / "pubmedqa_dev-heldout.jsonl"), "--index", str(INDEX),
+         "--strategies", "decomposition", "--generator", "hf", "--model", str(STANDIN), *adapters,
+         "--max-new-tokens", str(EVAL_SETS["pubmedqa_dev"]), "--skip-no-retrieval-arm", "--out", str(VOCAB_EVAL)])
+
+
 def stage_status() -> None:
-    for name, path in [("prepare", RUN / "data" / "train-mix.jsonl"), ("index", INDEX / "manifest.json"),
-                       ("audit", RUN / "audit" / "audit.json"), ("extend", RUN / "extended" / "config.json"),
-                       ("train", RUN / "tuned" / "metrics.json"), ("train-novocab", RUN / "tuned-novocab" / "metrics.json")]:
-        print(f"{name:14s} {'done' if path.exists() else 'todo'}  {path.relative_to(REPO)}")
+    evals = [RUN / "eval" / f"{name}-tuned" / "metrics.json" for name in EVAL_SETS]
+    for name, paths in [("prepare", [RUN / "data" / "train-mix.jsonl"]), ("index", [INDEX / "manifest.json"]),
+                        ("audit", [RUN / "audit" / "audit.json"]), ("train", [RUN / "tuned" / "metrics.json"]),
+                        ("ship", [SHIPPED / "adapter" / "adapter_model.safetensors"]), ("evaluate", evals), ("extend", [EXTENDED / "added_tokens_manifest.json"]),
+                        ("train-vocab", [RUN / "tuned-half-vocab" / "metrics.json"]),
+                        ("train-novocab", [RUN / "tuned-half-novocab" / "metrics.json"]),
+                        ("evaluate-vocab", [VOCAB_EVAL / "metrics.json"])]:
+        done = sum(p.exists() for p in paths)
+        state = "done" if done == len(paths) else f"{done}/{len(paths)} " if done else "todo"
+        print(f"{name:14s} {state:5s} {paths[-1].relative_to(REPO)}")
 
 
 STAGES = {"prepare": prepare, "index": index, "audit": audit, "train": train, "ship": ship, "evaluate": evaluate,
-          "status": stage_status}
+          "extend": extend, "train-vocab": train_vocab, "train-novocab": train_novocab,
+          "evaluate-vocab": evaluate_vocab, "status": stage_status}
+ALL = ("prepare", "index", "audit", "train", "ship", "evaluate", "extend", "train-vocab", "train-novocab", "evaluate-vocab")
 
 
 def main() -> None:
@@ -194,7 +291,7 @@ def main() -> None:
     args = parser.parse_args()
     ensure_run_dir()
     if args.stage == "all":
-        for name in ("prepare", "index", "audit", "train", "ship", "evaluate"):
+        for name in ALL:
             STAGES[name]()
     else:
         STAGES[args.stage]()

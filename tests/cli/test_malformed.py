@@ -200,6 +200,8 @@ CASES = [
         write("b.jsonl", jl(MINI, "[")), ),
     Bad("evaluate-unknown-strategy", ["evaluate", "{ws}/cases.jsonl", "--index", "{ws}/index", "--strategies", "x"]),
     Bad("evaluate-unknown-generator", ["evaluate", "{ws}/cases.jsonl", "--index", "{ws}/index", "--generator", "x"]),
+    Bad("evaluate-two-adapters-one-name", ["evaluate", "{ws}/cases.jsonl", "--index", "{ws}/index", "--generator",
+                                           "hf", "--adapter", "{ws}/a/tuned", "--adapter", "{ws}/b/tuned"]),
     Bad("evaluate-out-is-file", ["evaluate", "{ws}/cases.jsonl", "--index", "{ws}/index", "--strategies", "none",
                                  "--out", "{ws}/out.txt"], write("out.txt", "notes")),
     Bad("evaluate-out-user-folder", ["evaluate", "{ws}/cases.jsonl", "--index", "{ws}/index", "--strategies", "none",

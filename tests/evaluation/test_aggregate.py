@@ -60,6 +60,26 @@ def test_plan_arms_names_and_comparison_pairs():
     assert ("decomposition@hf", "none@hf+sft-1") not in pairs  # different generator variants: not paired by rule
 
 
+def test_two_adapters_get_their_own_arms_and_a_paired_comparison():
+    """The vocabulary ablation: tuned with vs without the extended vocabulary, on the same cases, one run."""
+    arms = plan_arms(["decomposition"], ["hf"], ["/r/tuned-half-vocab", "/r/tuned-half-novocab/"], no_retrieval=False)
+    assert [a.name for a in arms] == ["decomposition@hf", "decomposition@hf+tuned-half-vocab",
+                                      "decomposition@hf+tuned-half-novocab"]
+    blocks = {a.name: {"answers": {"decision_accuracy": v}} for a, v in zip(arms, (0.5, 0.4, 0.3))}
+    pairs = {(a, b): why for a, b, why in comparison_pairs(arms, blocks, "decision_accuracy")}
+    assert pairs[("decomposition@hf+tuned-half-vocab", "decomposition@hf+tuned-half-novocab")] == "adapter vs adapter"
+    assert pairs[("decomposition@hf+tuned-half-novocab", "decomposition@hf")] == "adapter vs base"
+    records = [rec(a.name, c, 1, {"decision_accuracy": float(v)})
+               for a, outcomes in zip(arms, ([1, 1, 0, 1], [1, 0, 0, 1], [0, 0, 0, 1]))
+               for c, v in zip("wxyz", outcomes)]
+    m = aggregate(records, arms, list("wxyz"), 4, n_resamples=200)
+    comp = {(c["a"], c["b"], c["metric"]): c for c in m["comparisons"]}
+    ab = comp[("decomposition@hf+tuned-half-vocab", "decomposition@hf+tuned-half-novocab", "decision_accuracy")]
+    assert ab["diff"] == pytest.approx(0.25) and ab["why"] == "adapter vs adapter" and ab["n_cases"] == 4
+    with pytest.raises(EvaluationError, match="both named 'tuned'"):
+        plan_arms(["decomposition"], ["hf"], ["/a/tuned", "/b/tuned"])
+
+
 def test_generator_options_go_only_where_accepted():
     opts = {"model": "m", "max_new_tokens": 64}
     assert generator_kwargs("extractive", opts) == {}

@@ -158,18 +158,22 @@ def test_adapter_arms_run_base_and_adapter(demo_index_dir, smollm2_dir, tmp_path
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    adapter = tmp_path / "lora-test"
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(smollm2_dir)),
-                           LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-    model.save_pretrained(adapter)
-    arms = plan_arms(["none"], ["hf"], str(adapter), no_retrieval=False)
+    adapter, other = tmp_path / "lora-test", tmp_path / "lora-other"
+    for folder in (adapter, other):  # two adapters in one run (e.g. with and without an extended vocabulary)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(smollm2_dir)),
+                               LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+        model.save_pretrained(folder)
+    arms = plan_arms(["none"], ["hf"], [str(adapter), str(other)], no_retrieval=False)
     cases = _demo_cases()[:1]
     metrics = run_evaluation(cases, arms, tmp_path / "ad", index=demo_index_dir, k=1, progress=False,
                              generator_options={"model": str(smollm2_dir), "max_new_tokens": 4}, n_resamples=100)
-    assert set(metrics["arms"]) == {"none@hf", "none@hf+lora-test"}
+    assert set(metrics["arms"]) == {"none@hf", "none@hf+lora-test", "none@hf+lora-other"}
     assert all(b["errors"] == 0 for b in metrics["arms"].values())
     assert metrics["arms"]["none@hf+lora-test"]["config"]["adapter"] == str(adapter)
+    assert metrics["arms"]["none@hf+lora-other"]["config"]["adapter"] == str(other)
     assert any(c["why"] == "adapter vs base" and c["a"] == "none@hf+lora-test" for c in metrics["comparisons"])
+    assert any(c["why"] == "adapter vs adapter" and (c["a"], c["b"]) == ("none@hf+lora-test", "none@hf+lora-other")
+               for c in metrics["comparisons"])
     for block in metrics["arms"].values():
         assert block["cost"]["llm_calls_per_case"] >= cases[0].n_questions + 1  # answers + summary
         assert 0 < block["cost"]["tokens_per_case"] <= 4 * (cases[0].n_questions + 1)

@@ -104,6 +104,12 @@ def test_peft_bnb_sft_helpers(tmp_path):
     assert lc.r == 8 and lc.target_modules in ("all-linear", {"all-linear"})
     assert lc.trainable_token_indices == {"embed_tokens": [151665, 151666]}
     assert to_peft_config(cfg, []).trainable_token_indices is None
+    # An untied LM head (the caller reads tie_word_embeddings from the model config) trains the same new rows.
+    assert to_peft_config(cfg, [151666, 151665], untied_head="lm_head").trainable_token_indices == {
+        "embed_tokens": [151665, 151666], "lm_head": [151665, 151666]}
+    assert to_peft_config(cfg, [], untied_head="lm_head").trainable_token_indices is None
+    frozen = load_config(None, {**BASE, "mode": "qlora", "peft.train_new_tokens": "false"})
+    assert to_peft_config(frozen, [151665], untied_head="lm_head").trainable_token_indices is None
     bnb = to_bnb_config(cfg)
     assert bnb.load_in_4bit and bnb.bnb_4bit_quant_type == "nf4" and bnb.bnb_4bit_use_double_quant
     assert str(bnb.bnb_4bit_compute_dtype) == "torch.bfloat16"

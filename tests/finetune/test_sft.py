@@ -73,6 +73,7 @@ def test_output_folder_is_a_standard_peft_adapter(lora_run):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["global_step"] == 4 and saved["tokens_per_s"] > 0 and saved["peak_rss_mb"] > 0
     assert saved["eval_loss_before"] > 0 and saved["eval_loss_after"] > 0 and saved["with_passages"] is False
+    assert saved["new_token_layers"] == ["model.embed_tokens"]  # tied: the LM head follows, storing nothing itself
     assert "overfitting" in saved and "Verdict" in (out / "report.md").read_text()
     cfg = config_from_dict(yaml.safe_load((out / "config.resolved.yaml").read_text()))
     assert cfg.train.max_steps == 4 and cfg.peft.mode == "lora"
@@ -253,3 +254,117 @@ def test_cli_run_with_two_eval_examples_and_tensorboard(extended_dir, tmp_path, 
     assert saved["train"]["report_to"] == "tensorboard" and saved["model"]["bnb_4bit_compute_dtype"] == "bfloat16"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eval_examples"] == 2 and metrics["eval_loss_before"] > 0 and metrics["global_step"] == 2
+
+
+# -- an untied LM head (the Qwen2.5-Coder stand-in's layout): the new rows train in both matrices -------------------
+
+@pytest.fixture(scope="module")
+def untied_extended(tmp_path_factory, qwen_tokenizer_dir) -> tuple[Path, list[int]]:
+    """A tiny Qwen2 with its own output matrix (tie_word_embeddings false, 151,936 padded rows), extended by
+    `clinrag vocab extend`'s function: new input and output rows are the means of their sub-token rows."""
+    from clinrag.finetune.vocab_extend import extend_vocabulary
+    from clinrag.core.models.qwen_tokenizer import QWEN25_EMBEDDING_ROWS
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=QWEN25_EMBEDDING_ROWS, hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         tie_word_embeddings=False, rope_theta=1_000_000.0,
+                         bos_token_id=151643, eos_token_id=151645, pad_token_id=151643)
+    src = tmp_path_factory.mktemp("untied") / "base"
+    Qwen2ForCausalLM(config).save_pretrained(src, safe_serialization=True)
+    AutoTokenizer.from_pretrained(str(qwen_tokenizer_dir)).save_pretrained(src)
+    out = src.parent / "extended"
+    manifest = extend_vocabulary(str(src), NEW_TERMS, out)
+    assert manifest["lm_head_untied"] is True
+    return out, list(manifest["added_ids"])
+
+
+class _Probe:
+    """Records, at the end of training, the in-memory model's logits on a probe input and its LM head's type."""
+
+    def __init__(self, input_ids):
+        from transformers import TrainerCallback
+
+        probe = self
+
+        class Callback(TrainerCallback):
+            def on_train_end(self, args, state, control, model=None, **kw):
+                head = model.get_output_embeddings()
+                probe.head_base = type(getattr(getattr(head, "token_adapter", None), "base_layer", head)).__name__
+                model.eval()
+                with torch.no_grad():
+                    probe.logits = model(input_ids=input_ids).logits.float()
+                model.train()
+
+        self.input_ids, self.callback, self.logits, self.head_base = input_ids, Callback(), None, None
+
+
+def _untied_run(model: Path, cases: Path, out: Path, mode: str) -> tuple[dict, _Probe]:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model))
+    probe = _Probe(torch.tensor([tok("Man 40 with chest pain, stemiwordx on ECG. troponinzz rises")["input_ids"]]))
+    cfg = _cfg(model, cases, out, mode=mode, max_steps=2, vocab_manifest=model / "added_tokens_manifest.json",
+               **{"data.eval_fraction": "0", "train.learning_rate": "1e-2", "peft.dropout": "0"})
+    return run_finetune(cfg, log=lambda m: None, callbacks=[probe.callback]), probe
+
+
+def test_untied_head_trains_new_input_and_output_rows(untied_extended, cases_file, tmp_path):
+    from clinrag.core.models.loading import load_causal_lm
+    from clinrag.finetune.export import export_merged
+    from transformers import AutoModelForCausalLM
+
+    model, ids = untied_extended
+    out = tmp_path / "lora"
+    metrics, probe = _untied_run(model, cases_file, out, "lora")
+    assert metrics["new_token_layers"] == ["model.embed_tokens", "lm_head"] and metrics["global_step"] == 2
+    tensors = load_file(str(out / "adapter_model.safetensors"))
+    assert any("embed_tokens.token_adapter.trainable_tokens_delta" in k for k in tensors), list(tensors)
+    assert any("lm_head.token_adapter.trainable_tokens_delta" in k for k in tensors), list(tensors)
+    assert any("lora_B" in k and tensors[k].abs().sum() > 0 for k in tensors)  # two steps moved the LoRA weights
+
+    # Loaded back through clinrag's one loader: the same logits as the trained model in memory.
+    peft_model, _ = load_causal_lm(str(model), adapter=out, device="cpu", dtype="float32")
+    with torch.no_grad():
+        loaded = peft_model(input_ids=probe.input_ids).logits.float()
+    torch.testing.assert_close(loaded, probe.logits, rtol=1e-4, atol=1e-4)
+    # The adapter carries the new input and output rows whole, so on the plain (unextended) base, whose rows for
+    # those ids are untrained padding, it gives the same logits: the ablation evaluates both adapters on one base.
+    plain, _ = load_causal_lm(str(model.parent / "base"), adapter=out, device="cpu", dtype="float32")
+    with torch.no_grad():
+        torch.testing.assert_close(plain(input_ids=probe.input_ids).logits.float(), probe.logits,
+                                   rtol=1e-4, atol=1e-4)
+
+    base = load_file(str(model / "model.safetensors"))
+    merged = peft_model.merge_and_unload()
+    old = torch.ones(base["lm_head.weight"].shape[0], dtype=torch.bool)
+    old[ids] = False
+    moved = {}
+    for weight, key in ((merged.get_input_embeddings().weight, "model.embed_tokens.weight"),
+                        (merged.get_output_embeddings().weight, "lm_head.weight")):
+        weight = weight.detach()
+        assert torch.equal(weight[old], base[key][old]), key  # no old row of either matrix moved
+        moved[key] = {i for i in ids if not torch.allclose(weight[i], base[key][i])}
+    assert moved["model.embed_tokens.weight"]  # input rows train where their token occurs in the two steps' batches
+    assert moved["lm_head.weight"] == set(ids)  # every output row gets a softmax gradient at every label position
+    assert merged.get_output_embeddings().weight.data_ptr() != merged.get_input_embeddings().weight.data_ptr()
+
+    # Export merges both row sets: plain transformers gives the trained model's logits.
+    exported = AutoModelForCausalLM.from_pretrained(str(export_merged(str(model), out, tmp_path / "merged"))).eval()
+    assert not exported.config.tie_word_embeddings
+    with torch.no_grad():
+        torch.testing.assert_close(exported(input_ids=probe.input_ids).logits.float(), probe.logits,
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_untied_head_trains_under_qlora(untied_extended, cases_file, tmp_path):
+    """bitsandbytes leaves the LM head an unquantised nn.Linear, which PEFT's token layer wraps like an embedding."""
+    model, ids = untied_extended
+    metrics, probe = _untied_run(model, cases_file, tmp_path / "q", "qlora")
+    assert metrics["linear4bit_layers"] > 0 and metrics["new_token_layers"] == ["model.embed_tokens", "lm_head"]
+    assert probe.head_base == "Linear"
+    tensors = load_file(str(tmp_path / "q" / "adapter_model.safetensors"))
+    head = next(v for k, v in tensors.items() if "lm_head.token_adapter.trainable_tokens_delta" in k)
+    initial = load_file(str(model / "model.safetensors"))["lm_head.weight"][ids]
+    assert head.shape == initial.shape and not torch.allclose(head.float(), initial)
