@@ -58,11 +58,12 @@ def build(
     from clinrag.retrieval.chunking import ChunkSpec
     from clinrag.retrieval.embedder import SentenceTransformerEmbedder
     from clinrag.retrieval.passages import load_passages
-    from clinrag.retrieval.store import PassageIndex
+    from clinrag.retrieval.store import PassageIndex, check_index_out
 
     from .interrupts import on_interrupt
 
     on_interrupt(lambda: f"{out} was not written (an index is written whole, at the end); rerun the same command")
+    check_index_out(out)  # a bad --out fails before the corpus is read and embedded
     index_type = IndexType.parse(index, option="--index")
     precision_setting = Precision.parse(precision, option="--precision")
     spec = AnnSpec.of(index_type.value, M=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe)

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from clinrag.core.io import claim_output_dir
+from clinrag.core.io import check_output_dir, claim_output_dir
 from clinrag.core.models.manifest import (
     MANIFEST_NAME,
     TRAINING_RECORD,
@@ -202,6 +202,8 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
 
     from .report import option_accuracy, write_report
 
+    # A --out that is a file or a folder of the user's fails now, not after the data and tokenizer are prepared.
+    check_output_dir(Path(cfg.train.out), "finetune", legacy=(CONFIG_NAME,))
     data, tok, new_ids, manifest = prepare(cfg, embedder=embedder)
     for note in data.notes:
         log(f"note: {note}")

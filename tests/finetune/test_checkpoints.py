@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from clinrag.finetune.checkpoints import INCOMPLETE_SENTINEL, drop_incomplete, last_complete_checkpoint
+from clinrag.finetune.checkpoints import (
+    INCOMPLETE_SENTINEL,
+    drop_incomplete,
+    last_complete_checkpoint,
+)
 
 
 def _ckpt(root: Path, step: int, state: str | None) -> Path:
