@@ -31,7 +31,7 @@ from clinrag.core.defaults import (
     SIBLING_CONTRAST,
 )
 from clinrag.core.errors import ClinragError, IndexLoadError
-from clinrag.core.io import OUTPUT_MARKER, atomic_dir_write, check_dir_write
+from clinrag.core.io import OUTPUT_MARKER, atomic_dir_write
 from clinrag.core.types import Hit, Passage
 
 from .ann import AnnSpec, IndexType, apply_search_params, build_faiss, search_parameters
@@ -46,12 +46,7 @@ from .passages import PassageError, check_unique
 FORMAT = "clinrag-index"
 FORMAT_VERSION = 2
 MANIFEST, PASSAGES, DENSE, BM25_DIR = "manifest.json", "passages.jsonl", "dense.faiss", "bm25"
-OUTPUT_KIND = "index"
-
-
-def check_index_out(out: Path) -> None:
-    """Fail now, in one line, if :meth:`PassageIndex.save` would refuse ``out`` (before embedding a corpus)."""
-    check_dir_write(Path(out), OUTPUT_KIND, legacy=(MANIFEST,))
+OUTPUT_KIND = "index"  # the kind in an index folder's .clinrag-output.json
 EMBED_FIELDS = "title+text"
 REQUIRED_KEYS = ("embedder", "dimension", "embedder_config", "index_params", "passages", "checksum")
 
