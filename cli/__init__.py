@@ -77,8 +77,13 @@ def main(argv: list[str] | None = None) -> int:
 def quiet_third_party_noise() -> None:
     """Silence third-party lines that say nothing a user can act on (by logger and message, never globally):
     bitsandbytes logs "Failed to load CPU gemm_4bit_forward" when torch imports it on a machine without its CPU
-    kernels, before any output of ours."""
+    kernels, before any output of ours; TRL and PEFT read transformers' deprecated ``is_gradient_checkpointing``
+    property, which warns on every training run (a FutureWarning about library code, not about anything of the
+    user's)."""
     import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
     class _Drop(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:

@@ -15,6 +15,63 @@ from .options import BAD_ROWS_HELP
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
+class _Progress:
+    """What an interrupted ``finetune`` leaves behind, and the safe points where a lost signal is raised again."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.step: int | None = None  # optimizer steps done, once training has started
+        self.max_steps: int | None = None
+
+    def describe(self) -> str:
+        from clinrag.finetune.checkpoints import last_complete_checkpoint
+
+        ckpts = self.out / "checkpoints"
+        done = "" if self.step is None else f"training stopped after step {self.step} of {self.max_steps}; "
+        last = last_complete_checkpoint(ckpts)
+        if last is None:
+            return (f"{done}no checkpoint was completed and no model was saved in {self.out} — rerun the same "
+                    f"command to start again")
+        return (f"{done}no final model was saved; the last complete checkpoint is {last[1]} (step {last[0]}) — "
+                f"rerun the same command with --resume to continue from it")
+
+    def callback(self) -> object:
+        from transformers import TrainerCallback
+
+        from .interrupts import check
+
+        progress = self
+
+        class InterruptPoints(TrainerCallback):
+            """Records the step, and raises an interrupt whose exception was dropped (between steps, where
+            stopping loses nothing but the step in progress)."""
+
+            def on_init_end(self, args, state, control, **kw):
+                check()
+
+            def on_train_begin(self, args, state, control, **kw):
+                progress.step, progress.max_steps = state.global_step, state.max_steps
+                check()
+
+            def on_step_begin(self, args, state, control, **kw):
+                check()
+
+            def on_substep_end(self, args, state, control, **kw):
+                check()
+
+            def on_step_end(self, args, state, control, **kw):
+                progress.step = state.global_step
+                check()
+
+            def on_prediction_step(self, args, state, control, **kw):
+                check()
+
+            def on_save(self, args, state, control, **kw):
+                check()
+
+        return InterruptPoints()
+
+
 def finetune(
     ctx: typer.Context,
     config: Path | None = typer.Option(None, "--config", help="YAML config (sections model/data/peft/train; train also takes any TRL SFTConfig field)."),
@@ -28,29 +85,27 @@ def finetune(
     out: Path | None = typer.Option(None, "--out", help="Output folder."),
     vocab_manifest: Path | None = typer.Option(None, "--vocab-manifest", help="added_tokens_manifest.json."),
     index: Path | None = typer.Option(None, "--index", help="Index folder for RAFT-style passages."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in <out>/checkpoints."),
     on_bad_rows: str | None = typer.Option(None, "--on-bad-rows", help=BAD_ROWS_HELP + " (config: data.on_bad_rows)"),
 ) -> None:
-    """Fine-tune (QLoRA/LoRA/full SFT) on cases; extra --section.key value pairs override the config."""
+    """Fine-tune (QLoRA/LoRA/full SFT) on cases; extra --section.key value pairs override the config.
+
+    --resume (or --resume true) continues from the last complete checkpoint in <out>/checkpoints."""
     from clinrag.finetune.config import load_config, parse_overrides
 
-    overrides = parse_overrides(list(ctx.args))
+    overrides = parse_overrides(list(ctx.args))  # --resume [true|false] is one of these
     for key, value in (("preset", preset), ("model", model), ("data", data), ("eval_data", eval_data),
                        ("mode", mode), ("max_steps", max_steps), ("epochs", epochs), ("out", out),
                        ("vocab_manifest", vocab_manifest), ("index", index), ("on_bad_rows", on_bad_rows)):
         if value is not None:
             overrides[key] = str(value)
-    if resume:
-        overrides["resume"] = True
     cfg = load_config(config, overrides)
     from clinrag.finetune.sft import run_finetune
 
     from .interrupts import on_interrupt
 
-    on_interrupt(lambda: f"no model was saved; the checkpoints written so far are in {cfg.train.out}/checkpoints — "
-                         f"rerun the same command with --resume to continue from the last one")
-
-    run_finetune(cfg, log=lambda m: typer.echo(m, err=True))
+    progress = _Progress(Path(cfg.train.out))
+    on_interrupt(progress.describe)
+    run_finetune(cfg, log=lambda m: typer.echo(m, err=True), callbacks=[progress.callback()])
 
 
 def export(

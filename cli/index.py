@@ -54,15 +54,18 @@ def build(
 ) -> None:
     """Chunk, embed and index passages; saves FAISS + BM25 + passages + manifest in one folder."""
     from clinrag.core.badrows import BadRows
+    from clinrag.core.io import check_dir_write
     from clinrag.retrieval.ann import AnnSpec
     from clinrag.retrieval.chunking import ChunkSpec
     from clinrag.retrieval.embedder import SentenceTransformerEmbedder
     from clinrag.retrieval.passages import load_passages
-    from clinrag.retrieval.store import PassageIndex
+    from clinrag.retrieval.store import MANIFEST, OUTPUT_KIND, PassageIndex
 
     from .interrupts import on_interrupt
 
     on_interrupt(lambda: f"{out} was not written (an index is written whole, at the end); rerun the same command")
+    # a bad --out fails now, as PassageIndex.save would, not after the corpus is read and embedded
+    check_dir_write(out, OUTPUT_KIND, legacy=(MANIFEST,))
     index_type = IndexType.parse(index, option="--index")
     precision_setting = Precision.parse(precision, option="--precision")
     spec = AnnSpec.of(index_type.value, M=hnsw_m, ef_search=ef_search, nlist=nlist, nprobe=nprobe)

@@ -187,19 +187,25 @@ def _foreign_files(out: Path) -> list[str]:
     return sorted(e.name for e in out.iterdir() if e.name not in known)
 
 
+def check_dir_write(out: Path, kind: str, *, legacy: Iterable[str] = (), option: str = "--out") -> Path:
+    """What :func:`atomic_dir_write` checks before writing, callable before the long work that produces the output
+    (a bad ``--out`` fails in a second, not after the corpus is embedded). Returns the resolved folder."""
+    out = _resolved(Path(out), option)
+    if check_output_dir(out, kind, legacy=legacy, option=option):
+        extra = _foreign_files(out)
+        if extra:
+            raise OutputError(f"{option} {out}: holds files clinrag did not write ({', '.join(extra[:3])}"
+                              f"{', …' if len(extra) > 3 else ''}); move them out or name another folder")
+    return out
+
+
 def atomic_dir_write(out: Path, write: Callable[[Path], None], *, kind: str, legacy: Iterable[str] = (),
                      option: str = "--out") -> Path:
     """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``out``; ``out`` must be absent, empty or this kind's own
     output (see :func:`check_output_dir`), and is then replaced whole. On any failure ``out`` is untouched and the
     temp folder removed. OS errors (read-only, full disk, …) become one :class:`OutputError` line."""
-    out = _resolved(Path(out), option)
+    out = check_dir_write(out, kind, legacy=legacy, option=option)
     shown = out
-    existed = check_output_dir(out, kind, legacy=legacy, option=option)
-    if existed:
-        extra = _foreign_files(out)
-        if extra:
-            raise OutputError(f"{option} {shown}: holds files clinrag did not write ({', '.join(extra[:3])}"
-                              f"{', …' if len(extra) > 3 else ''}); move them out or name another folder")
     clean_stale_temps(out, kind)
     tmp: Path | None = None
     try:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from clinrag.core.io import claim_output_dir
+from clinrag.core.io import check_output_dir, claim_output_dir
 from clinrag.core.models.manifest import (
     MANIFEST_NAME,
     TRAINING_RECORD,
@@ -36,6 +36,7 @@ from clinrag.core.models.manifest import (
     load_manifest,
 )
 
+from .checkpoints import drop_incomplete, last_complete_checkpoint
 from .config import (
     ComputeDtype,
     DataError,
@@ -211,10 +212,11 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
     """
     import torch
     from transformers import EarlyStoppingCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     from .report import option_accuracy, write_report
 
+    # A --out that is a file or a folder of the user's fails now, not after the data and tokenizer are prepared.
+    check_output_dir(Path(cfg.train.out), "finetune", legacy=(CONFIG_NAME,))
     data, tok, new_ids, manifest = prepare(cfg, embedder=embedder)
     for note in data.notes:
         log(f"note: {note}")
@@ -232,11 +234,18 @@ def run_finetune(cfg: FinetuneConfig, *, embedder: Any = None, log: Any = print,
     args = to_sft_config(cfg, ckpt_dir, has_eval=has_eval, cuda=cuda)  # a bad SFTConfig field fails before loading
     resume_from = None
     if cfg.train.resume:
-        resume_from = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
+        drop_incomplete(ckpt_dir, log)
+        last = last_complete_checkpoint(ckpt_dir)
+        resume_from = str(last[1]) if last else None
         log(f"resuming from {resume_from}" if resume_from else "note: --resume given but no checkpoint found; "
             "starting from scratch")
     if not cfg.train.resume and ckpt_dir.exists() and any(ckpt_dir.iterdir()):
         shutil.rmtree(ckpt_dir)  # a fresh run must not mix with an older run's checkpoints
+    # A finished earlier run's metrics.json would make this run's folder look finished if it is interrupted:
+    # it is written again, with this run's figures, only at the end.
+    if (out / "metrics.json").exists():
+        (out / "metrics.json").unlink(missing_ok=True)  # missing_ok: another rank may have removed it
+        log(f"note: removed the earlier run's {out / 'metrics.json'}; this run writes it when it finishes")
     # The resolved config sits beside the checkpoints from the start (an interrupted run documents itself too).
     _write_atomic(out / CONFIG_NAME, dump_yaml(cfg))
 

@@ -103,12 +103,15 @@ def to_sft_config(cfg: FinetuneConfig, output_dir: str | Path, *, has_eval: bool
         seed=t.seed,
         data_seed=t.seed,
         report_to="none",
-        gradient_checkpointing=t.gradient_checkpointing,
         use_cpu=t.cpu or not cuda,
         bf16=cuda and not t.cpu,
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
+    # transformers 5 renamed it and warns on the old name (a FutureWarning a user can do nothing about)
+    names = {f.name for f in dataclasses.fields(SFTConfig)}
+    kwargs["activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"] = (
+        t.gradient_checkpointing)
     if has_eval:
         kwargs.update(eval_strategy="steps", eval_steps=t.eval_steps, load_best_model_at_end=True,
                       metric_for_best_model="eval_loss", greater_is_better=False)

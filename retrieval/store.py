@@ -46,6 +46,7 @@ from .passages import PassageError, check_unique
 FORMAT = "clinrag-index"
 FORMAT_VERSION = 2
 MANIFEST, PASSAGES, DENSE, BM25_DIR = "manifest.json", "passages.jsonl", "dense.faiss", "bm25"
+OUTPUT_KIND = "index"  # the kind in an index folder's .clinrag-output.json
 EMBED_FIELDS = "title+text"
 REQUIRED_KEYS = ("embedder", "dimension", "embedder_config", "index_params", "passages", "checksum")
 
@@ -310,7 +311,7 @@ class PassageIndex:
             manifest["files"] = {p.relative_to(tmp).as_posix(): _file_digest(p) for p in files}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
-        atomic_dir_write(out, write, kind="index", legacy=(MANIFEST,))
+        atomic_dir_write(out, write, kind=OUTPUT_KIND, legacy=(MANIFEST,))
         self.manifest = manifest
         return out
 

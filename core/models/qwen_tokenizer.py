@@ -128,8 +128,9 @@ def build_qwen25_tokenizer(variant: str = "instruct") -> Any:
 
 def save_qwen25_tokenizer(out: str | Path, variant: str = "instruct") -> Path:
     """Save the tokenizer to ``out`` (atomically); ``AutoTokenizer.from_pretrained(out)`` loads it."""
-    from clinrag.core.io import atomic_dir_write
+    from clinrag.core.io import atomic_dir_write, check_dir_write
 
+    check_dir_write(Path(out), "tokenizer")  # before the ~8 s build
     tok = build_qwen25_tokenizer(variant)
     atomic_dir_write(Path(out), lambda tmp: tok.save_pretrained(tmp), kind="tokenizer")
     return Path(out)

@@ -3,8 +3,9 @@ and leaves every file the user owned as it was (hashed before and after).
 
 Runs in-process (``clinrag.cli.main``) with the extractive generator; the kill tests are in ``test_interrupts.py``.
 A case is ``Bad(id, argv, setup)``: ``setup(ws)`` writes the bad input into the workspace ``ws`` (a copy of good
-inputs and a demo index) and ``argv`` may use ``{ws}``. Other front ends (``serve``) add a runner to ``RUNNERS``
-and cases with ``runner="serve"``.
+inputs and a demo index) and ``argv`` may use ``{ws}``. ``serve`` cases here are what fails before the port opens;
+malformed HTTP requests to a running server are in ``tests/serving/test_http_hardening.py``. Another front end can
+add a runner to ``RUNNERS`` and cases with ``runner=NAME``.
 """
 
 from __future__ import annotations
@@ -246,10 +247,28 @@ CASES = [
     Bad("finetune-bad-data-row", ["finetune", "--model", "{ws}/nomodel", "--data", "{ws}/b.jsonl", "--out", "{ws}/ft"],
         write("b.jsonl", jl(MINI, {"id": "x"}))),
     Bad("finetune-bad-on-bad-rows", ["finetune", "--model", "{ws}/nomodel", "--data", "{ws}/cases.jsonl", "--out", "{ws}/ft", "--on-bad-rows", "x"]),
+    Bad("finetune-out-user-folder", ["finetune", "--model", "{ws}/nomodel", "--data", "{ws}/cases.jsonl", "--out", "{ws}/mine"],
+        user_folder("mine")),
+    Bad("finetune-out-other-command", ["finetune", "--model", "{ws}/nomodel", "--data", "{ws}/cases.jsonl", "--out", "{ws}/index"]),
+    Bad("finetune-out-is-file", ["finetune", "--model", "{ws}/nomodel", "--data", "{ws}/cases.jsonl", "--out", "{ws}/kb.jsonl"]),
     Bad("export-missing-adapter", ["export", "--base", "{ws}/nomodel", "--adapter", "{ws}/noadapter", "--out", "{ws}/m"]),
     Bad("export-pickle-only-adapter", ["export", "--base", "{ws}/nomodel", "--adapter", "{ws}/ad", "--out", "{ws}/m"],
         both(write("ad/adapter_config.json", "{}"), write("ad/adapter_model.bin", b"\x80\x04pickle"))),
     Bad("augment-out-is-input", ["augment", "{ws}/cases.jsonl", "--out", "{ws}/cases.jsonl"]),
+    # -- serve: what fails before the port opens (malformed HTTP requests: tests/serving/test_http_hardening.py) --
+    Bad("serve-missing-model", ["serve", "--model", "{ws}/nomodel"]),
+    Bad("serve-model-folder-without-weights", ["serve", "--model", "{ws}/m"], write("m/config.json", "{}")),
+    Bad("serve-pickle-only-model", ["serve", "--model", "{ws}/m"],
+        both(write("m/config.json", json.dumps({"model_type": "llama"})), write("m/pytorch_model.bin", b"\x80\x04pickle"))),
+    Bad("serve-corrupt-model-config", ["serve", "--model", "{ws}/m"],
+        both(write("m/config.json", "{"), write("m/model.safetensors", b"x"))),
+    Bad("serve-not-a-gguf", ["serve", "--model", "{ws}/m.gguf"], write("m.gguf", b"not a gguf file")),
+    Bad("serve-bad-dtype", ["serve", "--model", "{ws}/nomodel", "--dtype", "float8"]),
+    Bad("serve-bad-device", ["serve", "--model", "{ws}/nomodel", "--device", "tpu"]),
+    Bad("serve-port-out-of-range", ["serve", "--port", "70000"]),
+    Bad("serve-zero-batch", ["serve", "--max-batch", "0"]),
+    Bad("serve-zero-read-timeout", ["serve", "--read-timeout", "0"]),
+    Bad("serve-zero-max-new-tokens", ["serve", "--max-new-tokens", "0"]),
 ]
 
 
@@ -327,11 +346,11 @@ def test_bom_headed_csv_and_utf16_with_bom_are_read(workspace: Path, capsys):
 
 
 def test_an_index_rebuilt_into_its_own_folder_keeps_nothing_stale(workspace: Path, capsys):
-    out = workspace / "kb-index"
-    assert main(["index", "build", str(workspace / "kb.jsonl"), "--out", str(out), "--no-bm25"]) == 0
+    out = workspace / "index"  # the demo index (with BM25) the workspace holds: one build, not two
+    assert (out / "bm25").is_dir()
     (out / "notes.txt").write_text("mine")
-    assert main(["index", "build", str(workspace / "kb.jsonl"), "--out", str(out)]) == 2
+    assert main(["index", "build", str(workspace / "kb.jsonl"), "--out", str(out), "--no-bm25"]) == 2
     assert "notes.txt" in capsys.readouterr().err and (out / "notes.txt").read_text() == "mine"
     (out / "notes.txt").unlink()
-    assert main(["index", "build", str(workspace / "kb.jsonl"), "--out", str(out)]) == 0
-    assert json.loads((out / "manifest.json").read_text())["bm25"] is not None
+    assert main(["index", "build", str(workspace / "kb.jsonl"), "--out", str(out), "--no-bm25"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["bm25"] is None and not (out / "bm25").exists()

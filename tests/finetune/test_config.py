@@ -179,3 +179,11 @@ def test_example_configs_load():
     for f in files:
         cfg = load_config(f)
         assert cfg.model.name_or_path and cfg.data.train and cfg.train.out
+
+
+def test_resume_takes_an_optional_true_or_false(tmp_path):
+    """`clinrag finetune --resume`, `--resume true` and `--resume false` (which turns off a YAML `resume: true`)."""
+    cfg_file = write(tmp_path, "model:\n  name_or_path: m\ndata:\n  train: t.jsonl\ntrain:\n  resume: true\n")
+    assert load_config(cfg_file, parse_overrides(["--resume", "false", "--epochs", "2"])).train.resume is False
+    assert load_config(cfg_file, parse_overrides(["--epochs", "2", "--resume", "true"])).train.resume is True
+    assert load_config(cfg_file, parse_overrides(["--resume"])).train.resume is True
