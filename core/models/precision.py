@@ -25,7 +25,8 @@ def resolve_dtype(dtype: Any, device: str) -> Any:
     valid = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
              "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     if str(dtype) not in valid:
-        raise ModelLoadError(f"dtype {dtype!r} is not one of: auto, {', '.join(valid)}")
+        raise ModelLoadError(f"dtype {dtype!r} is not one of: auto, {', '.join(valid)} (answering also takes "
+                             f"bfloat16-weights)")
     return valid[str(dtype)]
 
 
