@@ -2,11 +2,15 @@
 stay float32.
 
 Why: a CPU decode step is bound by the bytes of weights it reads, so bfloat16 weights halve both the step and the
-resident set (the 0.5B stand-in: ~1 GB instead of ~2 GB). A model run wholly in bfloat16 also rounds the residual
-stream, the norms, the attention scores and the logits to 8 bits of mantissa at every layer, which is where most of
-its drift from float32 comes from. Here only the matrix products see bfloat16: each linear layer rounds its input
-to bfloat16 and multiplies on the CPU's native bfloat16 kernel (AVX512-BF16/AMX, float32 accumulation), and its
-output returns to float32 before the residual add; norms, rotary embeddings, softmax and the KV cache stay float32.
+resident set (the 0.5B stand-in: 1.3 GB instead of 2.5 GB). A model run wholly in bfloat16 also rounds the residual
+stream, the norms, the attention scores and the logits to 8 bits of mantissa at every layer. Here only the matrix
+products see bfloat16: each linear layer rounds its input to bfloat16 and multiplies on the CPU's native bfloat16
+kernel (AVX512-BF16/AMX, float32 accumulation), and its output returns to float32 before the residual add; norms,
+rotary embeddings, softmax and the KV cache stay float32.
+
+Measured on the 0.5B stand-in it keeps no more answers than plain bfloat16 (benchmarks/README.md, "Precision on
+CPU"): bfloat16-rounded weights computed wholly in float32 gave the same tokens, so the rounding of the weights,
+not of the activations, is what moves its greedy answers. It is therefore an option, not the CPU default.
 
 The output head is the one place a rounded product decides a token directly (greedy decoding takes the argmax of
 the logits, and a bfloat16 logit near 20 is only known to ±0.06), so :class:`Bf16WeightHead` recomputes the

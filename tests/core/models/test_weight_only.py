@@ -80,3 +80,4 @@ def test_loader_gives_a_weight_only_model_that_decodes(tiny_qwen2_dir, tmp_path,
     with torch.inference_mode():
         ids = torch.tensor([prompts[1]])
         assert torch.allclose(model(ids).logits, exact(ids).logits, atol=2e-2, rtol=0)
+
