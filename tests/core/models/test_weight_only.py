@@ -18,8 +18,13 @@ def _tiny(tie: bool):
 @pytest.mark.parametrize("tie", [True, False])
 def test_weights_are_bf16_and_outputs_float32_close_to_float32(tie):
     import torch
-    from clinrag.core.models.weight_only import (Bf16WeightHead, Bf16WeightLinear, is_bf16_weights, to_bf16_weights,
-                                                 weight_bytes)
+    from clinrag.core.models.weight_only import (
+        Bf16WeightHead,
+        Bf16WeightLinear,
+        is_bf16_weights,
+        to_bf16_weights,
+        weight_bytes,
+    )
 
     model = _tiny(tie)
     ids = torch.randint(0, 512, (2, 16), generator=torch.Generator().manual_seed(1))
@@ -47,7 +52,11 @@ def test_weights_are_bf16_and_outputs_float32_close_to_float32(tie):
 
 def test_head_recomputes_its_top_logits_in_float32():
     import torch
-    from clinrag.core.models.weight_only import TOP_EXACT, Bf16WeightHead, Bf16WeightLinear
+    from clinrag.core.models.weight_only import (
+        TOP_EXACT,
+        Bf16WeightHead,
+        Bf16WeightLinear,
+    )
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 1000, bias=False)
