@@ -27,8 +27,8 @@ DEFAULT_EMBEDDER_ALIASES = (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_E
 #: the default only once measured to keep the answers: first 32 greedy tokens equal to float32's on >= 90 % of
 #: >= 30 real rows (``real_size.quality_parity`` in benchmarks/results/answer.json). Measured so far on the
 #: stand-in: bfloat16 10/12 rows against the sequential float32 pipeline (which float32 through clinrag's own
-#: decoder matched on only 1 of 4 rows: near-ties fork on summation order), bfloat16-weights 4/4 against float32
-#: through the same decoder (bfloat16: 1/4) -- too few rows for the gate (benchmarks/README.md, "Precision on
+#: decoder matched on only 2 of 8 rows: near-ties fork on summation order), bfloat16-weights 7/8 against float32
+#: through the same decoder (bfloat16: 1/8) -- too few rows for the gate (benchmarks/README.md, "Precision on
 #: CPU"), so float32 stays the default; ``--option dtype=bfloat16-weights`` (or ``bfloat16``) opts in.
 CPU_ANSWER_DTYPE = "float32"
 

@@ -8,10 +8,10 @@ products see bfloat16: each linear layer rounds its input to bfloat16 and multip
 kernel (AVX512-BF16/AMX, float32 accumulation), and its output returns to float32 before the residual add; norms,
 rotary embeddings, softmax and the KV cache stay float32.
 
-Measured on the 0.5B stand-in's first timed case (benchmarks/README.md, "Precision on CPU"): all 4 rows kept
-float32's first 32 greedy tokens through the same batched decoder (plain bfloat16: 1 of 4), and bfloat16-rounded
-weights computed wholly in float32 gave the same tokens. Four rows are not the 30 rows the default needs, so it is
-an option (``dtype=bfloat16-weights``) until measured on more.
+Measured on the 0.5B stand-in's first two timed cases (benchmarks/README.md, "Precision on CPU"): 7 of 8 rows
+kept float32's first 32 greedy tokens through the same batched decoder (plain bfloat16: 1 of 8), and on the first
+case bfloat16-rounded weights computed wholly in float32 gave the same tokens. Eight rows are not the 30 rows the
+default needs, so it is an option (``dtype=bfloat16-weights``) until measured on more.
 
 The output head is the one place a rounded product decides a token directly (greedy decoding takes the argmax of
 the logits, and a bfloat16 logit near 20 is only known to ±0.06), so :class:`Bf16WeightHead` recomputes the
