@@ -132,7 +132,10 @@ def main() -> int:
                     help="only the real-size run; the SmolLM2 figures already in --out are kept")
     ap.add_argument("--real-cases", type=int, default=3, help="shared cases timed in the real-size run")
     ap.add_argument("--parity-cases", type=int, default=6,
-                    help="further cases decoded in both dtypes (32-token answers) for the quality gate")
+                    help="further cases decoded in both dtypes (32-token answers) for the quality gate (the gate "
+                         "needs >= 30 rows: with 3 timed 3-question cases, 5 more)")
+    ap.add_argument("--parity-dtypes", default="",
+                    help="comma-separated dtypes also compared with float32 on the parity cases (e.g. bfloat16)")
     ap.add_argument("--real-index", type=Path, default=REPO / ".cache" / "full-index",
                     help="index the real-size run retrieves from (default: the full 29k-passage index)")
     ap.add_argument("--real-threads", type=int, default=0,
@@ -198,7 +201,8 @@ def real_size(args: argparse.Namespace) -> dict:
     opts = argparse.Namespace(cases=args.real_cases, parity_cases=args.parity_cases, index=args.real_index,
                               shared=SHARED, threads=args.real_threads, k=TOP_K, max_new_tokens=MAX_NEW_TOKENS,
                               rate_tokens=64, fewest_questions=args.real_fewest_questions,
-                              sides=args.real_sides.split(","), raw_dir=args.real_raw_dir, dtype=args.real_dtype)
+                              sides=args.real_sides.split(","), raw_dir=args.real_raw_dir, dtype=args.real_dtype,
+                              parity_dtypes=args.parity_dtypes)
     result = measure_real(opts)
     result["command"] = "python benchmarks/bench_answer.py " + " ".join(sys.argv[1:])
     result["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

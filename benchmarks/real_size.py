@@ -94,7 +94,7 @@ def side_hf(args, dtype: str | None) -> dict:
     agent = _agent(gen, retriever, args.k)
     cases = _cases(args)[: args.cases]
     agent.answer(_one_question(cases[0]))  # warm-up
-    out = {"load_seconds": round(load_seconds, 2), "dtype": str(model.dtype).removeprefix("torch."), "cases": []}
+    out = {"load_seconds": round(load_seconds, 2), "dtype": _dtype_label(model), "cases": []}
     for case in cases:
         t0 = time.perf_counter()
         resp = agent.answer(case)
@@ -149,9 +149,17 @@ def _conversations(gen, case, retriever, k: int):
 
 
 def _hf_weight_bytes(model) -> int:
-    """Bytes of weights one decode step reads: every parameter but the input embedding (a row lookup)."""
-    emb = model.get_input_embeddings().weight
-    return sum(p.numel() * p.element_size() for p in model.parameters() if p is not emb)
+    """Bytes of weights one decode step reads: every weight but the input embedding (a row lookup)."""
+    from clinrag.core.models.weight_only import weight_bytes
+
+    return weight_bytes(model)
+
+
+def _dtype_label(model) -> str:
+    """``float32``, ``bfloat16``, … or ``bfloat16-weights`` (bfloat16 weights, float32 activations)."""
+    from clinrag.core.models.weight_only import BF16_WEIGHTS, is_bf16_weights
+
+    return BF16_WEIGHTS if is_bf16_weights(model) else str(model.dtype).removeprefix("torch.")
 
 
 def side_baseline(args) -> dict:
@@ -257,21 +265,26 @@ def _gguf_weight_bytes(path: Path) -> int:
 
 
 def side_parity(args) -> dict:
-    """More rows for the quality gate: default dtype vs float32, batched, answers capped at 32 tokens."""
+    """More rows for the quality gate: the clinrag side's dtype (and each of ``--parity-dtypes``) vs float32,
+    batched, 32-token answers, on the cases after the timed ones. Each model is loaded once; float32 rows are
+    decoded once per case."""
     from clinrag.plugins.generators.hf import HFGenerator
     from clinrag.retrieval.retriever import IndexRetriever
 
     _setup(args)
     retriever = IndexRetriever(args.index)
     cases = _cases(args)[args.cases: args.cases + args.parity_cases]
-    out = {"cases": []}
-    gens = {"default": HFGenerator(str(GGUF), max_new_tokens=PARITY_TOKENS),
-            "float32": HFGenerator(str(GGUF), max_new_tokens=PARITY_TOKENS, dtype="float32")}
+    extra = [d for d in (args.parity_dtypes or "").split(",") if d]
+    out = {"cases": [], "dtypes": {}}
+    gens = {"default": HFGenerator(str(GGUF), max_new_tokens=PARITY_TOKENS, dtype=args.dtype or None),
+            "float32": HFGenerator(str(GGUF), max_new_tokens=PARITY_TOKENS, dtype="float32"),
+            **{d: HFGenerator(str(GGUF), max_new_tokens=PARITY_TOKENS, dtype=d) for d in extra}}
     for case in cases:
         row = {"case_id": case.id}
         for name, gen in gens.items():
             convs = _conversations(gen, case, retriever, args.k)
             row[name], _ = gen.llm.generate_ids([gen.llm.encode(c) for c in convs], max_new_tokens=PARITY_TOKENS)
+            out["dtypes"].setdefault(name, _dtype_label(gen.llm.model))
         out["cases"].append(row)
         print(f"[parity] {case.id} rows={len(row['default'])}", flush=True)
     return out
@@ -311,7 +324,8 @@ def run_side(side: str, args, out_dir: Path) -> dict:
     cmd = [sys.executable, __file__, "--side", side, "--out", str(out), "--cases", str(args.cases),
            "--parity-cases", str(args.parity_cases), "--index", str(args.index), "--shared", str(args.shared),
            "--threads", str(args.threads), "--k", str(args.k), "--max-new-tokens", str(args.max_new_tokens),
-           "--rate-tokens", str(args.rate_tokens), "--dtype", getattr(args, "dtype", "") or ""] + (["--fewest-questions"] if args.fewest_questions else [])
+           "--rate-tokens", str(args.rate_tokens), "--dtype", getattr(args, "dtype", "") or "",
+           "--parity-dtypes", getattr(args, "parity_dtypes", "") or ""] + (["--fewest-questions"] if args.fewest_questions else [])
     proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-3:]
@@ -329,6 +343,8 @@ def add_run_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--rate-tokens", type=int, default=64, help="tokens per row of the decode-rate measurement")
     ap.add_argument("--dtype", default="",
                     help="dtype of the clinrag side (default: the hf generator's own default)")
+    ap.add_argument("--parity-dtypes", default="",
+                    help="comma-separated dtypes also compared with float32 on the parity cases (e.g. bfloat16)")
     ap.add_argument("--fewest-questions", action="store_true",
                     help="time the cases with the fewest questions (3) first instead of the file's first cases")
 

@@ -26,10 +26,11 @@ def summarise(sides: dict, bandwidth: float, threads: int, loads: list[float], a
         raise SystemExit(f"real-size side 'clinrag' failed: {cl.get('error')}")
     secs = {name: [c["seconds"] for c in side["cases"]] for name, side in
             (("clinrag", cl), ("exact", ex), ("baseline", base), ("llamacpp", ll)) if side.get("cases")}
-    rows = [(c["ids"], b["ids"]) for c, b in zip(cl["cases"], base.get("cases", []))]
-    par_rows = [(d, f) for case in par.get("cases", []) for d, f in zip(case["default"], case["float32"])]
-    compared = [(_first(d) == _first(f)) for ci, bi in rows for d, f in zip(ci, bi)] + \
-               [(_first(d) == _first(f)) for d, f in par_rows]
+    # float32 through the same batched decoder (the exact side) is the reference where it ran: against the sequential
+    # pipeline, rows at a near-tie also fork on summation order alone (stand-in: the exact path kept 1 of 4 rows).
+    ref = ex if ex.get("cases") else base
+    rows = [(c["ids"], b["ids"]) for c, b in zip(cl["cases"], ref.get("cases", []))]
+    compared = [(_first(d) == _first(f)) for ci, bi in rows for d, f in zip(ci, bi)] + _parity_rows(par, "default")
     exact_equal = [x == y for ce, be in zip(ex.get("cases", []), base.get("cases", []))
                    for x, y in zip(ce["ids"], be["ids"])]
     limit = cl["cases"][0]["max_new_tokens"]
@@ -64,13 +65,8 @@ def summarise(sides: dict, bandwidth: float, threads: int, loads: list[float], a
         "peak_rss_mb": cl.get("peak_rss_mb"),
         "peak_rss_mb_by_side": {k: v.get("peak_rss_mb") for k, v in
                                 (("clinrag", cl), ("exact", ex), ("baseline", base), ("llamacpp", ll))},
-        "quality_parity": {
-            "share_first_32_tokens_equal": round(sum(compared) / len(compared), 4) if compared else None,
-            "rows_equal": f"{sum(compared)}/{len(compared)}",
-            "compares": f"{cl.get('dtype')} (the clinrag side) vs float32, greedy, first {PARITY_TOKENS} tokens of every "
-                        f"answer and summary: the timed cases' rows against the float32 pipeline baseline, plus "
-                        f"{len(par.get('cases', []))} more cases decoded both ways (batched, 32-token answers)",
-            "exact_path_tokens_equal": f"{sum(exact_equal)}/{len(exact_equal)}" if exact_equal else None},
+        "quality_parity": _parity(cl, par, compared, exact_equal, "the exact side (float32, same batched decoder)"
+                              if ref is ex else "the float32 pipeline baseline"),
     }
     if "llamacpp" not in secs:
         out["llamacpp_error"] = ll.get("error", "not run")
@@ -78,6 +74,37 @@ def summarise(sides: dict, bandwidth: float, threads: int, loads: list[float], a
         if name in getattr(args, "sides", ()) and not sides.get(name, {}).get("cases"):
             out[f"{name}_error"] = sides.get(name, {}).get("error", "not run")
     return out
+
+
+def _parity_rows(par: dict, name: str) -> list[bool]:
+    """Per parity-case row: are ``name``'s first 32 tokens float32's?"""
+    return [_first(d) == _first(f) for case in par.get("cases", []) if name in case
+            for d, f in zip(case[name], case["float32"])]
+
+
+#: The issue's gate for a lower-precision default: first 32 greedy tokens equal to float32's on ≥ 90 % of ≥ 30 rows.
+PARITY_TARGET, PARITY_MIN_ROWS = 0.9, 30
+
+
+def _parity(cl: dict, par: dict, compared: list[bool], exact_equal: list[bool], reference: str) -> dict:
+    share = round(sum(compared) / len(compared), 4) if compared else None
+    others = {}
+    for name, label in par.get("dtypes", {}).items():
+        if name in ("default", "float32"):
+            continue
+        eq = _parity_rows(par, name)
+        others[label] = {"rows_equal": f"{sum(eq)}/{len(eq)}", "share": round(sum(eq) / len(eq), 4) if eq else None}
+    return {
+        "share_first_32_tokens_equal": share,
+        "rows_equal": f"{sum(compared)}/{len(compared)}",
+        "meets_target": bool(share is not None and share >= PARITY_TARGET and len(compared) >= PARITY_MIN_ROWS),
+        "target": f"first {PARITY_TOKENS} greedy tokens equal to float32's on >= {PARITY_TARGET:.0%} of >= "
+                  f"{PARITY_MIN_ROWS} rows",
+        "compares": f"{cl.get('dtype')} (the clinrag side) vs float32, greedy, first {PARITY_TOKENS} tokens of every "
+                    f"answer and summary: the timed cases' rows against {reference}, plus "
+                    f"{len(par.get('cases', []))} more cases decoded both ways (batched, 32-token answers)",
+        "other_dtypes_on_parity_cases": others,
+        "exact_path_tokens_equal": f"{sum(exact_equal)}/{len(exact_equal)}" if exact_equal else None}
 
 
 def _default_dtype() -> str:

@@ -23,7 +23,7 @@ def serve(
     read_timeout: float = typer.Option(defaults.SERVE_READ_TIMEOUT_S, "--read-timeout", min=0.1,
                                        help="Seconds to wait on a client's socket before giving up on it."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 … (default: cuda if available)."),
-    dtype: str = typer.Option(None, "--dtype", help="auto, float32, bfloat16 or float16."),
+    dtype: str = typer.Option(None, "--dtype", help="auto, float32, bfloat16, float16 or bfloat16-weights."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run model code from the repo."),
 ) -> None:
     """Serve a model over the OpenAI chat API (streaming, stop, sampling), e.g. for `--generator openai`."""

@@ -20,12 +20,16 @@ DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 #: Names that all mean :data:`DEFAULT_EMBEDDER`, so an index built under one accepts queries embedded under another.
 DEFAULT_EMBEDDER_ALIASES = (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_EMBEDDER}", "default")
 
-#: The dtype the ``hf`` generator answers in on CPU unless told otherwise. "bfloat16" (used only where the CPU
-#: computes it natively, AVX512-BF16/AMX) halves the bytes per decode step and the resident weights, but becomes
-#: the default only once measured to keep the answers (first 32 greedy tokens equal to float32's on ≥ 90 % of real
-#: answers: ``real_size.quality_parity`` in benchmarks/results/answer.json). Not yet measured on the 0.5B model
-#: (SmolLM2-135M kept 4 of 8 rows in a smoke run), so float32 — the exact path — stays the default;
-#: ``--option dtype=bfloat16`` opts in.
+#: The dtype the ``hf`` generator answers in on CPU unless told otherwise: "float32" (the exact path),
+#: "bfloat16" or "bfloat16-weights" (bfloat16 weights, float32 activations: core/models/weight_only.py); the two
+#: bfloat16 kinds are used only where the CPU computes bfloat16 natively (AVX512-BF16/AMX). Either halves the bytes
+#: per decode step and the resident weights (0.5B stand-in: 4.3x the sequential baseline, 2.2 GB peak), but becomes
+#: the default only once measured to keep the answers: first 32 greedy tokens equal to float32's on >= 90 % of
+#: >= 30 real rows (``real_size.quality_parity`` in benchmarks/results/answer.json). Measured so far on the
+#: stand-in: bfloat16 10/12 rows against the sequential float32 pipeline (which float32 through clinrag's own
+#: decoder matched on only 2 of 8 rows: near-ties fork on summation order), bfloat16-weights 7/8 against float32
+#: through the same decoder (bfloat16: 1/8) -- too few rows for the gate (benchmarks/README.md, "Precision on
+#: CPU"), so float32 stays the default; ``--option dtype=bfloat16-weights`` (or ``bfloat16``) opts in.
 CPU_ANSWER_DTYPE = "float32"
 
 #: Answer length cap of the LLM generators: a few sentences with citations; small models stop earlier by themselves.

@@ -23,8 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clinrag.core.defaults import CPU_ANSWER_DTYPE, DEFAULT_MODEL
+from clinrag.core.defaults import DEFAULT_MODEL
 from clinrag.core.errors import ModelLoadError
+
+# The dtype rules live in .precision; these names stay importable from here, the one model loader.
+from .precision import (  # noqa: F401
+    cpu_computes_bf16,
+    is_bf16_weights,
+    resolve_dtype,
+    resolve_inference_dtype,
+)
 
 # Used only when a tokenizer ships no chat template (some GGUF conversions): plain ChatML.
 CHATML_TEMPLATE = (
@@ -84,45 +92,6 @@ def _load_error(source: ModelSource, exc: BaseException) -> ModelLoadError:
             f"--model with a local folder or .gguf path")
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return ModelLoadError(f"cannot load model {source.label!r}: {first}")
-
-
-def resolve_dtype(dtype: Any, device: str) -> Any:
-    """``None``/"auto" → float32 on CPU (fast and exact there), bfloat16 on GPUs that support it."""
-    import torch
-
-    if dtype is None or dtype == "auto":
-        if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    valid = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-             "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if str(dtype) not in valid:
-        raise ModelLoadError(f"dtype {dtype!r} is not one of: auto, {', '.join(valid)}")
-    return valid[str(dtype)]
-
-
-def cpu_computes_bf16() -> bool:
-    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX): there bfloat16 matrix products run
-    at twice float32's rate and read half the bytes; elsewhere torch emulates them, slower than float32."""
-    import torch
-
-    cpu = torch.cpu
-    return any(bool(getattr(cpu, probe, lambda: False)()) for probe in ("_is_avx512_bf16_supported",
-                                                                          "_is_amx_tile_supported"))
-
-
-def resolve_inference_dtype(dtype: Any, device: str) -> Any:
-    """The dtype a model *answers* in: an explicit ``dtype`` as :func:`resolve_dtype` reads it; ``None``/"auto"
-    → bfloat16 on a GPU that supports it; on a CPU, :data:`~clinrag.core.defaults.CPU_ANSWER_DTYPE` when that is
-    bfloat16 and the CPU computes it natively (:func:`cpu_computes_bf16`), else float32. Training keeps
-    :func:`resolve_dtype`'s float32 on CPU."""
-    import torch
-
-    if (dtype is None or dtype == "auto") and device == "cpu":
-        return torch.bfloat16 if CPU_ANSWER_DTYPE == "bfloat16" and cpu_computes_bf16() else torch.float32
-    return resolve_dtype(dtype, device)
 
 
 def resolve_device(device: str | None) -> str:
@@ -357,7 +326,12 @@ def attach_adapter(model: Any, tokenizer: Any, adapter: str | os.PathLike[str]) 
 
 def load_causal_lm(spec: str | os.PathLike[str] = DEFAULT_MODEL, *, adapter: str | os.PathLike[str] | None = None,
                    device: str | None = None, dtype: Any = None, trust_remote_code: bool = False) -> tuple[Any, Any]:
-    """``(model, tokenizer)`` ready for left-padded batched greedy generation."""
+    """``(model, tokenizer)`` ready for left-padded batched greedy generation. ``dtype="bfloat16-weights"`` loads
+    the bfloat16 copy and converts it to weight-only bfloat16 (:func:`~clinrag.core.models.weight_only.to_bf16_weights`;
+    an adapter is merged into the weights first)."""
+    weight_only = is_bf16_weights(dtype)
+    if weight_only:
+        dtype = "bfloat16"
     source = resolve_source(spec)
     if adapter:
         check_adapter(adapter)  # fail before the (slow) model load
@@ -377,6 +351,12 @@ def load_causal_lm(spec: str | os.PathLike[str] = DEFAULT_MODEL, *, adapter: str
     model = load_model(source, device=dev, dtype=dtype, trust_remote_code=trust_remote_code)
     if adapter:
         model, tokenizer = attach_adapter(model, tokenizer, adapter)
+        if weight_only:
+            model = model.merge_and_unload()  # the LoRA products folded into the (bfloat16) weights
+    if weight_only:
+        from .weight_only import to_bf16_weights
+
+        model = to_bf16_weights(model)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

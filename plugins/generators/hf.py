@@ -7,9 +7,11 @@ summary** are answered in one batched decode that computes the shared system + s
 (:mod:`clinrag.plugins.generators.decoding`); the graph then skips its separate summary call
 (:class:`~clinrag.plugins.generators.base.SummarizesWithAnswers`).
 
-On CPU the weights run in :data:`clinrag.core.defaults.CPU_ANSWER_DTYPE` (float32, the exact path, until bfloat16
-is measured to keep the answers); ``dtype=bfloat16`` runs them in bfloat16 where the processor computes it natively,
-mapped from a cached copy (:func:`clinrag.core.models.loading.resolve_inference_dtype`).
+On CPU the weights run in :data:`clinrag.core.defaults.CPU_ANSWER_DTYPE` (float32, the exact path, until a bfloat16
+kind is measured to keep the answers); ``dtype=bfloat16`` runs the model in bfloat16 where the processor computes it
+natively, ``dtype=bfloat16-weights`` keeps only the weights in bfloat16 and the activations in float32
+(:mod:`clinrag.core.models.weight_only`); both map a cached bfloat16 copy
+(:func:`clinrag.core.models.loading.resolve_inference_dtype`).
 
 The model is loaded on first use and cached per process by its options, so the answering generator and a
 query-translation LLM naming the same model share one copy.

@@ -90,7 +90,9 @@ def test_inference_dtype_is_bf16_only_where_the_cpu_computes_it():
 
     from clinrag.core.defaults import CPU_ANSWER_DTYPE
 
-    expected = torch.bfloat16 if CPU_ANSWER_DTYPE == "bfloat16" and cpu_computes_bf16() else torch.float32
-    assert resolve_inference_dtype(None, "cpu") is expected and resolve_inference_dtype("auto", "cpu") is expected
+    wanted = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(CPU_ANSWER_DTYPE, CPU_ANSWER_DTYPE)
+    expected = wanted if cpu_computes_bf16() else torch.float32
+    assert resolve_inference_dtype(None, "cpu") == expected and resolve_inference_dtype("auto", "cpu") == expected
     assert resolve_inference_dtype("float32", "cpu") is torch.float32  # the exact path on request
+    assert resolve_inference_dtype("bf16-weights", "cpu") == "bfloat16-weights"  # weight-only, named explicitly
     assert resolve_inference_dtype(torch.float16, "cpu") is torch.float16
