@@ -214,6 +214,10 @@ def ship(out: str = "tuned") -> None:
     for name in SHIP_FILES:
         if (src / name).exists():
             shutil.copy2(src / name, dest / name)
+    # The trainer records the base as this machine's resolved cache path; ship the portable name `make models` gives.
+    config = json.loads((dest / "adapter_config.json").read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = str(STANDIN.relative_to(REPO))
+    (dest / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     training = SHIPPED / "training"
     training.mkdir(parents=True, exist_ok=True)
     for name in TRAIN_REPORT:
