@@ -9,12 +9,15 @@
                     "summary": {"rouge_l"} | null,
                     "structure": {"one_answer_per_question"},
                     "cost": {"llm_calls_per_case", "tokens_per_case", "seconds_per_case_p50", "seconds_per_case_p95"},
-                    "errors": int, "config": {"strategy", "generator", "adapter", "retrieval"}}},
+                    "errors": int, "config": {"strategy", "generator", "adapter", "retrieval"},
+                    "decisions": {"questions", "given", "yes", "no", "maybe"} | null}},
      "comparisons": [{"a", "b", "metric", "diff", "ci_low", "ci_high", "n_cases", "level", "significant", "why"}]}
 
 Every metric is the mean over the questions it applies to (micro-average); a group is null when none of
-its metrics applies to any question. ``errors`` (cases that raised) and ``config``/``comparisons`` are
-additions to the issue's schema; readers that only know the base keys can ignore them.
+its metrics applies to any question. ``errors`` (cases that raised), ``config``, ``decisions`` and ``comparisons``
+are additions to the issue's schema; readers that only know the base keys can ignore them. ``decisions`` counts the
+yes/no/maybe an arm committed to on questions scored by ``decision_accuracy`` (``given``: how many committed to one),
+because accuracy alone cannot tell a model that never commits from one that always says "yes".
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 from clinrag.core.defaults import BOOTSTRAP_RESAMPLES, NO_TRANSLATION_STRATEGY
 
+from .answer_metrics import DECISIONS
 from .bootstrap import paired_bootstrap
 from .scoring import ANSWER_KEYS, RETRIEVAL_KEYS
 
@@ -85,7 +89,17 @@ def arm_metrics(rows_by_case: dict[str, list[dict[str, Any]]]) -> dict[str, Any]
                  "seconds_per_case_p50": round(float(np.percentile(seconds, 50)), 4) if seconds else None,
                  "seconds_per_case_p95": round(float(np.percentile(seconds, 95)), 4) if seconds else None},
         "errors": errors,
+        "decisions": decision_counts(rows_by_case),
     }
+
+
+def decision_counts(rows_by_case: dict[str, list[dict[str, Any]]]) -> dict[str, int] | None:
+    """How often the arm committed to yes/no/maybe on the questions ``decision_accuracy`` scored; None if none were."""
+    scored = [r for rows in rows_by_case.values() for r in rows if "decision_accuracy" in r["metrics"]]
+    if not scored:
+        return None
+    given = [r.get("decision") for r in scored if r.get("decision") in DECISIONS]
+    return {"questions": len(scored), "given": len(given), **{d: given.count(d) for d in DECISIONS}}
 
 
 def metric_value(block: dict[str, Any], metric: str) -> float | None:

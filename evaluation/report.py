@@ -67,6 +67,13 @@ def render_markdown(metrics: dict[str, Any], *, title: str = "Evaluation", comma
         cols = [(k, _get("answers", k), False) for k in ANSWER_KEYS
                 if any((b.get("answers") or {}).get(k) is not None for b in arms.values())]
         lines += _table(arms, cols) + [""]
+    if any(b.get("decisions") for b in arms.values()):
+        lines += ["Yes/no/maybe questions: how many answers committed to a decision, and to which one (an answer that "
+                  "commits to none counts as wrong in decision accuracy).", ""]
+        keys = ("questions", "given", "yes", "no", "maybe")  # counts, not scores: no "best" in bold
+        lines += ["| arm | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+        lines += [f"| `{name}` | " + " | ".join(_fmt((b.get("decisions") or {}).get(k)) for k in keys) + " |"
+                  for name, b in arms.items()] + [""]
     if any(b.get("summary") for b in arms.values()):
         lines += ["## Summary", ""] + _table(arms, [("ROUGE-L", _get("summary", "rouge_l"), False)]) + [""]
     lines += ["## Structure and cost", ""]

@@ -41,6 +41,26 @@ def test_aggregate_hand_computed():
     comp = {(c["a"], c["b"], c["metric"]): c for c in m["comparisons"]}
     assert comp[("decomposition", "no-retrieval", "token_f1")]["diff"] == pytest.approx(0.2)
     assert ("decomposition", "no-retrieval", "hit@5") not in comp  # no retrieval: nothing to pair
+    assert d["decisions"] is None  # no question was scored by decision_accuracy
+
+
+def test_decisions_count_what_each_arm_committed_to():
+    def dec(arm, case, decision, right):
+        row = rec(arm, case, 1, {"decision_accuracy": float(right), "token_f1": 0.1, "rouge_l": 0.1})
+        return {**row, "decision": decision}
+
+    r = [dec("decomposition", "c1", "yes", True), dec("decomposition", "c2", "yes", False),
+         dec("decomposition", "c3", "no", True),
+         dec("no-retrieval", "c1", None, False), dec("no-retrieval", "c2", "maybe", False),
+         dec("no-retrieval", "c3", None, False)]
+    m = aggregate(r, ARMS, ["c1", "c2", "c3"], 3, n_resamples=50)
+    assert m["arms"]["decomposition"]["decisions"] == {"questions": 3, "given": 3, "yes": 2, "no": 1, "maybe": 0}
+    assert m["arms"]["no-retrieval"]["decisions"] == {"questions": 3, "given": 1, "yes": 0, "no": 0, "maybe": 1}
+    assert m["arms"]["decomposition"]["answers"]["decision_accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    from clinrag.evaluation.report import render_markdown
+
+    report = render_markdown(m)
+    assert "| `decomposition` | 3 | 3 | 2 | 1 | 0 |" in report and "| `no-retrieval` | 3 | 1 | 0 | 0 | 1 |" in report
 
 
 def test_plan_arms_names_and_comparison_pairs():
