@@ -130,15 +130,10 @@ def smollm2_server_stderr(_smollm2_server_process):
 @pytest.fixture(scope="session")
 def _smollm2_server_process(smollm2_dir, tmp_path_factory):
     import json
-    import socket
     import subprocess
     import sys
-    import time
-    import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
     log = tmp_path_factory.mktemp("serve") / "stderr.log"
     stderr = log.open("wb")  # a file, not a pipe: a pipe nobody reads would block the server once full
@@ -147,23 +142,40 @@ def _smollm2_server_process(smollm2_dir, tmp_path_factory):
                             stderr=stderr)
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"clinrag serve exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2) as resp:
-                    models = json.loads(resp.read())
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("clinrag serve did not start within 240 s")
-                time.sleep(0.5)
+        models = json.loads(wait_for_server(proc, f"{base}/models", log, seconds=240, what="clinrag serve"))
         assert models["data"][0]["id"] == str(smollm2_dir)
         yield base, log
     finally:
         stop_process(proc)
         stderr.close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, for a server a test starts."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_server(proc, url: str, log: Path, *, seconds: float, what: str) -> bytes:
+    """Poll ``url`` until the server subprocess ``proc`` answers it (returns the body); fail the test with the tail
+    of its ``log`` if it exits first or does not answer within ``seconds``."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited {proc.returncode}: {log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what} did not start within {seconds:.0f} s: {log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.5)
 
 
 def stop_process(proc) -> None:

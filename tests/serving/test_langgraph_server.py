@@ -4,16 +4,14 @@ driven by the official ``langgraph-sdk`` client, as any LangGraph user would."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from ..conftest import stop_process
+from ..conftest import free_port, stop_process, wait_for_server
 
 pytest.importorskip("langgraph_cli", reason="langgraph-cli[inmem] is not installed (pip install -e '.[server]')")
 langgraph_sdk = pytest.importorskip("langgraph_sdk", reason="langgraph-sdk is not installed (pip install -e '.[server]')")
@@ -24,16 +22,10 @@ CLOUD_KEYS = ("LANGSMITH_API_KEY", "LANGCHAIN_API_KEY", "LANGSMITH_CONTROL_PLANE
               "LANGGRAPH_CLOUD_LICENSE_KEY", "LANGSMITH_ENDPOINT")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(medquad_index, tmp_path_factory):
     """The server's URL and its log file. It runs in a temporary folder, so its `.langgraph_api/` lands there."""
-    port, workdir = _free_port(), tmp_path_factory.mktemp("langgraph-dev")
+    port, workdir = free_port(), tmp_path_factory.mktemp("langgraph-dev")
     env = {k: v for k, v in os.environ.items() if k not in CLOUD_KEYS}
     env.update(LANGSMITH_TRACING="false", LANGGRAPH_CLI_NO_ANALYTICS="1", CLINRAG_INDEX=str(medquad_index),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -44,17 +36,7 @@ def server(medquad_index, tmp_path_factory):
         proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"langgraph dev exited {proc.returncode}: {log.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/ok", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"langgraph dev did not start in 180 s: {log.read_text(errors='replace')[-3000:]}")
-                time.sleep(0.5)
+        wait_for_server(proc, f"{url}/ok", log, seconds=180, what="langgraph dev")
         yield url, log
     finally:
         stop_process(proc)

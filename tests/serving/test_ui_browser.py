@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
+
+from ..conftest import free_port
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [
@@ -24,18 +25,12 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO_CASES = REPO / "examples" / "demo" / "cases.jsonl"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def ui_url(shared_data, medquad_index):
     """The page served in this process (so it reuses the components the other serving tests loaded)."""
     from clinrag.serving.ui import launch
 
-    port = _free_port()
+    port = free_port()
     page = launch(port=port, index=str(medquad_index), case_files=[shared_data / "cases" / "medquad_multi_dev.jsonl"],
                   k=3, block=False)
     try:

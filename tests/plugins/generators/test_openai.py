@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from pathlib import Path
 
@@ -16,14 +15,10 @@ from clinrag.plugins.generators.openai_compat import (
 )
 from clinrag.serving.openai_server import RequestError, parse_chat_request
 
+from ...conftest import free_port
+
 REPO = Path(__file__).resolve().parents[3]
 DEMO_CASES = REPO / "examples" / "demo" / "cases.jsonl"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_normalise_base_url():
@@ -46,7 +41,7 @@ def test_parse_chat_request_validates_fields():
 
 
 def test_unreachable_server_is_a_clear_error():
-    llm = OpenAIChatLLM(f"http://127.0.0.1:{_free_port()}", model="m", retries=0, timeout=5)
+    llm = OpenAIChatLLM(f"http://127.0.0.1:{free_port()}", model="m", retries=0, timeout=5)
     with pytest.raises(ServerError, match="cannot reach the chat server"):
         llm.chat([[{"role": "user", "content": "hi"}]])
 
