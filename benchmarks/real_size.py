@@ -157,9 +157,10 @@ def _hf_weight_bytes(model) -> int:
 
 def _dtype_label(model) -> str:
     """``float32``, ``bfloat16``, … or ``bfloat16-weights`` (bfloat16 weights, float32 activations)."""
-    from clinrag.core.models.weight_only import BF16_WEIGHTS, is_bf16_weights
+    from clinrag.core.models.precision import BF16_WEIGHTS
+    from clinrag.core.models.weight_only import has_bf16_weights
 
-    return BF16_WEIGHTS if is_bf16_weights(model) else str(model.dtype).removeprefix("torch.")
+    return BF16_WEIGHTS if has_bf16_weights(model) else str(model.dtype).removeprefix("torch.")
 
 
 def side_baseline(args) -> dict:

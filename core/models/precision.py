@@ -40,10 +40,16 @@ def cpu_computes_bf16() -> bool:
                                                                           "_is_amx_tile_supported"))
 
 
+#: The ``dtype`` value that selects weight-only bfloat16 (:mod:`clinrag.core.models.weight_only`), and its aliases.
+#: Defined here, not there, so reading a dtype option never imports torch.
+BF16_WEIGHTS = "bfloat16-weights"
+BF16_WEIGHTS_ALIASES = (BF16_WEIGHTS, "bf16-weights")
+
+
 def is_bf16_weights(dtype: Any) -> bool:
     """Whether ``dtype`` names weight-only bfloat16 (:mod:`clinrag.core.models.weight_only`): weights stored in
     bfloat16, activations float32."""
-    return isinstance(dtype, str) and dtype in ("bfloat16-weights", "bf16-weights")
+    return isinstance(dtype, str) and dtype in BF16_WEIGHTS_ALIASES
 
 
 def resolve_inference_dtype(dtype: Any, device: str) -> Any:
@@ -55,7 +61,7 @@ def resolve_inference_dtype(dtype: Any, device: str) -> Any:
     import torch
 
     if is_bf16_weights(dtype):
-        return "bfloat16-weights"
+        return BF16_WEIGHTS
     if (dtype is None or dtype == "auto") and device == "cpu":
         if CPU_ANSWER_DTYPE != "float32" and cpu_computes_bf16():
             return resolve_inference_dtype(CPU_ANSWER_DTYPE, device)

@@ -29,10 +29,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-#: The value of the ``dtype`` option that selects this path (aliases in :data:`ALIASES`).
-BF16_WEIGHTS = "bfloat16-weights"
-ALIASES = (BF16_WEIGHTS, "bf16-weights")
-
 #: Logits per row recomputed in float32 by the head: the float32 argmax lies among a row's 8 largest bfloat16
 #: logits unless 8 tokens sit within the rounding error of the top one.
 TOP_EXACT = 8
@@ -117,7 +113,8 @@ def to_bf16_weights(model: Any) -> Any:
     return model
 
 
-def is_bf16_weights(model: Any) -> bool:
+def has_bf16_weights(model: Any) -> bool:
+    """Whether ``model`` was converted by :func:`to_bf16_weights`."""
     return any(isinstance(m, Bf16WeightLinear) for m in model.modules())
 
 

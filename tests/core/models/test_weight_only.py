@@ -21,7 +21,7 @@ def test_weights_are_bf16_and_outputs_float32_close_to_float32(tie):
     from clinrag.core.models.weight_only import (
         Bf16WeightHead,
         Bf16WeightLinear,
-        is_bf16_weights,
+        has_bf16_weights,
         to_bf16_weights,
         weight_bytes,
     )
@@ -32,7 +32,7 @@ def test_weights_are_bf16_and_outputs_float32_close_to_float32(tie):
         ref = model(ids).logits
     before = weight_bytes(model)
     to_bf16_weights(model)
-    assert is_bf16_weights(model) and isinstance(model.lm_head, Bf16WeightHead)
+    assert has_bf16_weights(model) and isinstance(model.lm_head, Bf16WeightHead)
     linears = [m for m in model.modules() if isinstance(m, Bf16WeightLinear)]
     assert len(linears) == 2 * 7 + 1  # q k v o gate up down per layer, and the head
     assert all(m.weight.dtype == torch.bfloat16 for m in linears)
@@ -75,14 +75,14 @@ def test_head_recomputes_its_top_logits_in_float32():
 def test_loader_gives_a_weight_only_model_that_decodes(tiny_qwen2_dir, tmp_path, monkeypatch):
     import torch
     from clinrag.core.models.loading import load_causal_lm
-    from clinrag.core.models.weight_only import is_bf16_weights
+    from clinrag.core.models.weight_only import has_bf16_weights
     from clinrag.plugins.generators.decoding import greedy_generate
 
     monkeypatch.setenv("CLINRAG_CACHE", str(tmp_path))
     model, tok = load_causal_lm(str(tiny_qwen2_dir), dtype="bfloat16-weights", device="cpu")
-    assert is_bf16_weights(model) and model.dtype == torch.float32
+    assert has_bf16_weights(model) and model.dtype == torch.float32
     exact, _ = load_causal_lm(str(tiny_qwen2_dir), dtype="float32", device="cpu")
-    assert not is_bf16_weights(exact)  # float32 stays one option away, untouched
+    assert not has_bf16_weights(exact)  # float32 stays one option away, untouched
     prompts = [tok("chest pain")["input_ids"], tok("How is asthma treated?")["input_ids"]]
     got = greedy_generate(model, prompts, max_new_tokens=4, eos_ids=[], pad_id=int(tok.pad_token_id))
     assert [len(r) for r in got] == [4, 4]

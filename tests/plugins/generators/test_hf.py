@@ -103,11 +103,11 @@ def test_summary_decoded_with_the_answers_equals_separate_calls(smollm2_dir):
 
 @pytest.mark.slow
 def test_hf_chat_llm_answers_with_bf16_weights(tiny_qwen2_dir, tmp_path, monkeypatch):
-    from clinrag.core.models.weight_only import is_bf16_weights
+    from clinrag.core.models.weight_only import has_bf16_weights
     from clinrag.plugins.generators.hf import HFChatLLM
 
     monkeypatch.setenv("CLINRAG_CACHE", str(tmp_path))
     llm = HFChatLLM(str(tiny_qwen2_dir), dtype="bf16-weights", device="cpu", max_new_tokens=3)
     gens = llm.chat([[{"role": "user", "content": "What causes asthma?"}], [{"role": "user", "content": "Hi"}]])
-    assert is_bf16_weights(llm.model) and len(gens) == 2
+    assert has_bf16_weights(llm.model) and len(gens) == 2
     assert all(0 < len(ids) <= 3 for ids in llm.last_token_ids)
