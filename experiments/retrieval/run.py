@@ -12,7 +12,7 @@ before each case and arm (arms interleaved per case, so machine load hits all al
 ``experiments/retrieval/defaults.json``.
 
 ``tuned``: the same arms on the held-out parts only, with the untuned index and a tuned one (built with
-``clinrag index build --embedder DIR``), and the tuned - untuned differences. Writes ``tuned.json``.
+``clinrag index build --embedder DIR``), and the tuned - untuned differences. Writes ``tuned.json`` and its table, ``tuned.md``.
 """
 
 from __future__ import annotations
@@ -162,6 +162,23 @@ def markdown(out: dict, part: str) -> str:
     return "\n".join(lines)
 
 
+def markdown_tuned(out: dict) -> str:
+    """The tuned-vs-untuned table: every arm on each held-out set, both embedders, the paired differences."""
+    def ci(d: dict) -> str:
+        return f"{d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+
+    lines = ["| held-out set | arm | untuned hit@5 / MRR@10 | tuned hit@5 / MRR@10 | Δ hit@5 [95% CI] | Δ MRR@10 [95% CI] |",
+             "|---|---|---:|---:|---:|---:|"]
+    for set_name in SETS:
+        u, t = (out[side]["sets"][set_name]["parts"]["heldout"] for side in ("untuned", "tuned"))
+        for arm, row in u["arms"].items():
+            g, tr = out["tuned_minus_untuned"][set_name][arm], t["arms"][arm]
+            lines.append(f"| {set_name} ({u['cases']} cases, {row['questions']} q.) | {arm} | {row['hit@5']:.3f} / "
+                         f"{row['mrr@10']:.3f} | {tr['hit@5']:.3f} / {tr['mrr@10']:.3f} | {ci(g['hit@5'])} | "
+                         f"{ci(g['mrr@10'])} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=["defaults", "tuned"])
@@ -193,6 +210,7 @@ def main() -> None:
                       f"{args.tuned_index} --timing-cases {args.timing_cases}", "untuned": untuned, "tuned": tuned,
            "tuned_minus_untuned": gains}
     (HERE / "tuned.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    (HERE / "tuned.md").write_text(f"`{out['command']}`\n\n{markdown_tuned(out)}\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
