@@ -22,14 +22,12 @@ DEFAULT_EMBEDDER_ALIASES = (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_E
 
 #: The dtype the ``hf`` generator answers in on CPU unless told otherwise: "float32" (the exact path),
 #: "bfloat16" or "bfloat16-weights" (bfloat16 weights, float32 activations: core/models/weight_only.py); the two
-#: bfloat16 kinds are used only where the CPU computes bfloat16 natively (AVX512-BF16/AMX). Either halves the bytes
-#: per decode step and the resident weights (0.5B stand-in: 4.3x the sequential baseline, 2.2 GB peak), but becomes
+#: bfloat16 kinds are used only where the CPU computes bfloat16 natively (AVX512-BF16/AMX). A bfloat16 kind becomes
 #: the default only once measured to keep the answers: first 32 greedy tokens equal to float32's on >= 90 % of
-#: >= 30 real rows (``real_size.quality_parity`` in benchmarks/results/answer.json). Measured so far on the
-#: stand-in: bfloat16 10/12 rows against the sequential float32 pipeline (which float32 through clinrag's own
-#: decoder matched on only 2 of 8 rows: near-ties fork on summation order), bfloat16-weights 7/8 against float32
-#: through the same decoder (bfloat16: 1/8) -- too few rows for the gate (benchmarks/README.md, "Precision on
-#: CPU"), so float32 stays the default; ``--option dtype=bfloat16-weights`` (or ``bfloat16``) opts in.
+#: >= 30 real rows (``real_size.quality_parity`` in benchmarks/results/answer.json). Measured on the 0.5B stand-in
+#: (idle 2-core machine): bfloat16-weights 43/48 rows (0.896, one row short), 3.5x the sequential baseline and
+#: 0.93x llama.cpp against float32's 2.1x and 0.55x; plain bfloat16 22/30. So float32 stays the default;
+#: ``--option dtype=bfloat16-weights`` (or ``bfloat16``) opts in (benchmarks/README.md, "Precision on CPU").
 CPU_ANSWER_DTYPE = "float32"
 
 #: Answer length cap of the LLM generators: a few sentences with citations; small models stop earlier by themselves.

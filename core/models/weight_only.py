@@ -8,10 +8,10 @@ products see bfloat16: each linear layer rounds its input to bfloat16 and multip
 kernel (AVX512-BF16/AMX, float32 accumulation), and its output returns to float32 before the residual add; norms,
 rotary embeddings, softmax and the KV cache stay float32.
 
-Measured on the 0.5B stand-in's first two timed cases (benchmarks/README.md, "Precision on CPU"): 7 of 8 rows
-kept float32's first 32 greedy tokens through the same batched decoder (plain bfloat16: 1 of 8), and on the first
-case bfloat16-rounded weights computed wholly in float32 gave the same tokens. Eight rows are not the 30 rows the
-default needs, so it is an option (``dtype=bfloat16-weights``) until measured on more.
+Measured on the 0.5B stand-in (benchmarks/README.md, "Precision on CPU"; 2 idle cores): 43 of 48 answer and
+summary rows kept float32's first 32 greedy tokens through the same batched decoder (plain bfloat16: 22 of 30),
+one row short of the 90 % gate for a default, at 3.5x the sequential baseline (float32: 2.1x). So it is an option
+(``dtype=bfloat16-weights``), not the default.
 
 The output head is the one place a rounded product decides a token directly (greedy decoding takes the argmax of
 the logits, and a bfloat16 logit near 20 is only known to ±0.06), so :class:`Bf16WeightHead` recomputes the
