@@ -185,6 +185,8 @@ def main() -> None:
     ap.add_argument("--index", default=str(REPO / ".cache" / "full-index"))
     ap.add_argument("--tuned-index", default=str(REPO / ".cache" / "tuned-index"))
     ap.add_argument("--timing-cases", type=int, default=30)
+    ap.add_argument("--out", type=Path, default=HERE / "tuned.json", help="tuned: where the JSON goes (its table "
+                    "beside it, .md)")
     args = ap.parse_args()
     base = PassageIndex.load(args.index)
     if args.what == "defaults":
@@ -206,11 +208,13 @@ def main() -> None:
         gains[set_name] = {arm: A.compare(a[arm], b[arm]) for arm in a}
     for r in (untuned, tuned):
         r.pop("raw")
-    out = {"command": f"python experiments/retrieval/run.py tuned --index {args.index} --tuned-index "
-                      f"{args.tuned_index} --timing-cases {args.timing_cases}", "untuned": untuned, "tuned": tuned,
-           "tuned_minus_untuned": gains}
-    (HERE / "tuned.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    (HERE / "tuned.md").write_text(f"`{out['command']}`\n\n{markdown_tuned(out)}\n", encoding="utf-8")
+    command = (f"python experiments/retrieval/run.py tuned --index {args.index} --tuned-index {args.tuned_index} "
+               f"--timing-cases {args.timing_cases}")
+    if args.out != HERE / "tuned.json":
+        command += f" --out {args.out}"
+    out = {"command": command, "untuned": untuned, "tuned": tuned, "tuned_minus_untuned": gains}
+    args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    args.out.with_suffix(".md").write_text(f"`{out['command']}`\n\n{markdown_tuned(out)}\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
