@@ -7,6 +7,7 @@ experiment is re-run, or continued in a later sitting, with the same one line::
     python experiments/real_model/run.py all            # the main run, then the vocabulary ablation
     python experiments/real_model/run.py prepare        # or any one stage (see STAGES; `status` lists them)
     python experiments/real_model/run.py status         # what is done, what is left
+    python experiments/real_model/run.py evaluate-bf16  # #15's second gate: the held-out arms in bfloat16-weights
 
 The main run: prepare → index → audit → train → evaluate. The vocabulary ablation (tuned with vs without the
 extended vocabulary, at half the main budget, on PubMedQA): extend → train-vocab → train-novocab → evaluate-vocab.
@@ -255,6 +256,22 @@ def evaluate(adapter: str = "tuned", sets: tuple[str, ...] = tuple(EVAL_SETS)) -
                 shutil.copy2(file, dest / file.name)
 
 
+def evaluate_bf16() -> None:
+    """The speed issue's (#15) second quality gate: the ``evaluate`` stage's base+RAG and tuned+RAG arms again with
+    weight-only bfloat16 (``--option dtype=bfloat16-weights``), then ``dtype_parity.py`` pairs each arm's cases
+    with the float32 run's and writes ``<set>-tuned-bf16w/parity.json`` (difference and CI per metric). Run it
+    after ``evaluate``: only cases both runs finished are compared."""
+    for name in EVAL_SETS:
+        out = RUN / "eval" / f"{name}-tuned-bf16w"
+        if not ((out / "report.md").exists() and (out / "metrics.json").exists()):
+            run([CLINRAG, "evaluate", str(RUN / "data" / f"{name}-heldout.jsonl"), "--index", str(INDEX),
+                 "--strategies", "decomposition", "--generator", "hf", "--model", str(STANDIN),
+                 "--adapter", str(SHIPPED / "adapter"), "--max-new-tokens", str(EVAL_SETS[name]),
+                 "--option", "dtype=bfloat16-weights", "--skip-no-retrieval-arm", "--out", str(out)])
+        run([sys.executable, str(HERE / "dtype_parity.py"), str(RUN / "eval" / f"{name}-tuned"), str(out),
+             "--out", str(out / "parity.json")])
+
+
 VOCAB_EVAL = RUN / "eval" / "pubmedqa_dev-vocab-ablation"
 
 
@@ -277,7 +294,8 @@ def stage_status() -> None:
                         ("ship", [SHIPPED / "adapter" / "adapter_model.safetensors"]), ("evaluate", evals), ("extend", [EXTENDED / "added_tokens_manifest.json"]),
                         ("train-vocab", [RUN / "tuned-half-vocab" / "metrics.json"]),
                         ("train-novocab", [RUN / "tuned-half-novocab" / "metrics.json"]),
-                        ("evaluate-vocab", [VOCAB_EVAL / "metrics.json"])]:
+                        ("evaluate-vocab", [VOCAB_EVAL / "metrics.json"]),
+                        ("evaluate-bf16", [RUN / "eval" / f"{name}-tuned-bf16w" / "parity.json" for name in EVAL_SETS])]:
         done = sum(p.exists() for p in paths)
         state = "done" if done == len(paths) else f"{done}/{len(paths)} " if done else "todo"
         print(f"{name:14s} {state:5s} {paths[-1].relative_to(REPO)}")
@@ -285,7 +303,7 @@ def stage_status() -> None:
 
 STAGES = {"prepare": prepare, "index": index, "audit": audit, "train": train, "ship": ship, "evaluate": evaluate,
           "extend": extend, "train-vocab": train_vocab, "train-novocab": train_novocab,
-          "evaluate-vocab": evaluate_vocab, "status": stage_status}
+          "evaluate-vocab": evaluate_vocab, "evaluate-bf16": evaluate_bf16, "status": stage_status}
 ALL = ("prepare", "index", "audit", "train", "ship", "evaluate", "extend", "train-vocab", "train-novocab", "evaluate-vocab")
 
 
