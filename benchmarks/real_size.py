@@ -12,7 +12,8 @@ greedy, at the user's default torch thread count, the generator's default token 
   decoded in parallel, prompt prefix reused, same threads; ``null`` with the error when it cannot run.
 
 Each side runs in its own process (load time, peak RSS and one side's memory do not leak into another's), after a
-warm-up. ``quality_parity``: the share of rows (answers and summaries) whose first 32 greedy tokens under the
+warm-up. ``peak_rss_mb`` is read right after the timed cases; the decode-rate probe that follows (every row of the
+first case to the full token count, no EOS) reports its own ``peak_rss_mb_after_rate_probe``. ``quality_parity``: the share of rows (answers and summaries) whose first 32 greedy tokens under the
 default dtype equal float32's, over the timed cases plus ``--parity-cases`` more (answers capped at 32 tokens).
 Run through ``python benchmarks/bench_answer.py --real-size`` (``--real-size-only`` keeps the SmolLM2 figures);
 the orchestration and the reported figures are in ``real_size_summary.py``.
@@ -109,6 +110,7 @@ def side_hf(args, dtype: str | None) -> dict:
                              "decode_seconds": round(st.decode_seconds, 3),
                              "summary": resp.summary, "answers": [a.answer for a in resp.answers]})
         print(f"[{args.side}] {case.id} q={len(case.questions)} rows={st.batch} {seconds:.1f}s", flush=True)
+    out["peak_rss_mb"] = _rss_mb()  # the cases' peak: what the memory target is about
     # Decode rate without EOS (every row runs the full count): one row, then the first case's whole batch.
     prompts = [gen.llm.encode(c) for c in _conversations(gen, cases[0], retriever, args.k)]
     tok = gen.llm.tokenizer
@@ -123,7 +125,7 @@ def side_hf(args, dtype: str | None) -> dict:
                         "steps_per_s": round(steps / stats.decode_seconds, 2), "rows": len(batch)}
     out["decode"] = rates
     out["weight_bytes_per_step"] = _hf_weight_bytes(model)
-    out["peak_rss_mb"] = _rss_mb()
+    out["peak_rss_mb_after_rate_probe"] = _rss_mb()
     return out
 
 
@@ -240,6 +242,7 @@ def side_llamacpp(args) -> dict:
         out["cases"].append({"case_id": case.id, "seconds": round(seconds, 3), "rows": _rows(resp),
                              "ids": [*answers, *summary]})
         print(f"[llamacpp] {case.id} {seconds:.1f}s", flush=True)
+    out["peak_rss_mb"] = _rss_mb()
     prompts = [llm.encode(c) for c in _conversations(gen, cases[0], retriever, args.k)]
     rates = {}
     for label, batch in (("batch_1", prompts[:1]), (f"batch_{len(prompts)}", prompts)):
@@ -254,7 +257,7 @@ def side_llamacpp(args) -> dict:
                         "steps_per_s": round(st.decode_steps / st.decode_seconds, 2), "rows": len(batch)}
     out["decode"] = rates
     out["weight_bytes_per_step"] = _gguf_weight_bytes(GGUF)
-    out["peak_rss_mb"] = _rss_mb()
+    out["peak_rss_mb_after_rate_probe"] = _rss_mb()
     llm.close()
     return out
 

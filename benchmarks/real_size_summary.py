@@ -65,6 +65,9 @@ def summarise(sides: dict, bandwidth: float, threads: int, loads: list[float], a
         "peak_rss_mb": cl.get("peak_rss_mb"),
         "peak_rss_mb_by_side": {k: v.get("peak_rss_mb") for k, v in
                                 (("clinrag", cl), ("exact", ex), ("baseline", base), ("llamacpp", ll))},
+        # the decode-rate probe after the cases runs every row of the largest case to the full token count
+        "peak_rss_mb_after_rate_probe": {k: v.get("peak_rss_mb_after_rate_probe") for k, v in
+                                         (("clinrag", cl), ("exact", ex), ("llamacpp", ll))},
         "quality_parity": _parity(cl, par, compared, exact_equal, "the exact side (float32, same batched decoder)"
                               if ref is ex else "the float32 pipeline baseline"),
     }
