@@ -26,7 +26,7 @@ DEFAULT_EMBEDDER_ALIASES = (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_E
 #: the default only once measured to keep the answers: first 32 greedy tokens equal to float32's on >= 90 % of
 #: >= 30 real rows (``real_size.quality_parity`` in benchmarks/results/answer.json). Measured on the 0.5B stand-in
 #: (idle 2-core machine): bfloat16-weights 43/48 rows (0.896, one row short), 3.5x the sequential baseline and
-#: 0.93x llama.cpp against float32's 2.1x and 0.55x; plain bfloat16 22/30. So float32 stays the default;
+#: 0.93x llama.cpp against float32's 2.1x and 0.56x; plain bfloat16 22/30. So float32 stays the default;
 #: ``--option dtype=bfloat16-weights`` (or ``bfloat16``) opts in (benchmarks/README.md, "Precision on CPU").
 CPU_ANSWER_DTYPE = "float32"
 

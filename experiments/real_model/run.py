@@ -259,9 +259,12 @@ def evaluate(adapter: str = "tuned", sets: tuple[str, ...] = tuple(EVAL_SETS)) -
 def evaluate_bf16() -> None:
     """The speed issue's (#15) second quality gate: the ``evaluate`` stage's base+RAG and tuned+RAG arms again with
     weight-only bfloat16 (``--option dtype=bfloat16-weights``), then ``dtype_parity.py`` pairs each arm's cases
-    with the float32 run's and writes ``<set>-tuned-bf16w/parity.json`` (difference and CI per metric). Run it
-    after ``evaluate``: only cases both runs finished are compared."""
+    with the float32 run's and writes ``<set>-tuned-bf16w/parity.json`` (difference and CI per metric). A set
+    whose float32 evaluation has not finished is skipped with a note, so a partial reference is never compared."""
     for name in EVAL_SETS:
+        if not (RUN / "eval" / f"{name}-tuned" / "metrics.json").exists():
+            print(f"{name}: the float32 evaluation has not finished; run the evaluate stage first", flush=True)
+            continue
         out = RUN / "eval" / f"{name}-tuned-bf16w"
         if not ((out / "report.md").exists() and (out / "metrics.json").exists()):
             run([CLINRAG, "evaluate", str(RUN / "data" / f"{name}-heldout.jsonl"), "--index", str(INDEX),

@@ -185,8 +185,8 @@ def main() -> None:
     ap.add_argument("--index", default=str(REPO / ".cache" / "full-index"))
     ap.add_argument("--tuned-index", default=str(REPO / ".cache" / "tuned-index"))
     ap.add_argument("--timing-cases", type=int, default=30)
-    ap.add_argument("--out", type=Path, default=HERE / "tuned.json", help="tuned: where the JSON goes (its table "
-                    "beside it, .md)")
+    ap.add_argument("--out", type=Path, default=HERE / "tuned.json", help="tuned only: where the JSON goes (its "
+                    "table beside it, .md)")
     args = ap.parse_args()
     base = PassageIndex.load(args.index)
     if args.what == "defaults":
@@ -210,7 +210,7 @@ def main() -> None:
         r.pop("raw")
     command = (f"python experiments/retrieval/run.py tuned --index {args.index} --tuned-index {args.tuned_index} "
                f"--timing-cases {args.timing_cases}")
-    if args.out != HERE / "tuned.json":
+    if args.out.resolve() != (HERE / "tuned.json").resolve():
         command += f" --out {args.out}"
     out = {"command": command, "untuned": untuned, "tuned": tuned, "tuned_minus_untuned": gains}
     args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
