@@ -81,6 +81,7 @@ def _preimport() -> None:
 def side_hf(args, dtype: str | None) -> dict:
     """``clinrag`` (dtype None: the generator's default) or ``exact`` (float32)."""
     import torch
+    from clinrag.core.models.weight_only import weight_bytes
     from clinrag.plugins.generators.decoding import DecodeStats, greedy_generate
     from clinrag.plugins.generators.hf import HFGenerator
     from clinrag.retrieval.retriever import IndexRetriever
@@ -124,7 +125,7 @@ def side_hf(args, dtype: str | None) -> dict:
         rates[label] = {"tokens_per_s": round(sum(len(r) - 1 for r in res) / stats.decode_seconds, 2),
                         "steps_per_s": round(steps / stats.decode_seconds, 2), "rows": len(batch)}
     out["decode"] = rates
-    out["weight_bytes_per_step"] = _hf_weight_bytes(model)
+    out["weight_bytes_per_step"] = weight_bytes(model)  # every weight but the input embedding (a row lookup)
     out["peak_rss_mb_after_rate_probe"] = _rss_mb()
     return out
 
@@ -148,13 +149,6 @@ def _conversations(gen, case, retriever, k: int):
                           tuple(retrieve_fused(retriever, sq.queries, k, tr.fusion, rrf_k=tr.rrf_k)))
             for sq in tr.sub_questions]
     return [*gen.answer_conversations(case, reqs), summary_messages(case)]
-
-
-def _hf_weight_bytes(model) -> int:
-    """Bytes of weights one decode step reads: every weight but the input embedding (a row lookup)."""
-    from clinrag.core.models.weight_only import weight_bytes
-
-    return weight_bytes(model)
 
 
 def _dtype_label(model) -> str:

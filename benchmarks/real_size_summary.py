@@ -113,7 +113,7 @@ def _parity(cl: dict, par: dict, compared: list[bool], exact_equal: list[bool], 
 
 
 def _default_dtype() -> str:
-    from clinrag.core.models.loading import resolve_inference_dtype
+    from clinrag.core.models.precision import resolve_inference_dtype
 
     return str(resolve_inference_dtype(None, "cpu")).removeprefix("torch.")
 

@@ -132,7 +132,7 @@ def export_merged(base: str, adapter_dir: str | Path, out: str | Path, *, dtype:
                   log: Any = None) -> Path:
     """Merge the adapter into the base and save model + tokenizer to ``out`` (written to a temp folder, renamed)."""
     from clinrag.core.io import atomic_dir_write
-    from clinrag.core.models.loading import resolve_dtype
+    from clinrag.core.models.precision import resolve_dtype
 
     choice = ExportDtype.parse(dtype, option="--dtype")
     model, tok = load_adapter_model(base, adapter_dir)  # merged in float32, whatever the target

@@ -26,13 +26,7 @@ from typing import Any
 from clinrag.core.defaults import DEFAULT_MODEL
 from clinrag.core.errors import ModelLoadError
 
-# The dtype rules live in .precision; these names stay importable from here, the one model loader.
-from .precision import (  # noqa: F401
-    cpu_computes_bf16,
-    is_bf16_weights,
-    resolve_dtype,
-    resolve_inference_dtype,
-)
+from .precision import is_bf16_weights, resolve_dtype
 
 # Used only when a tokenizer ships no chat template (some GGUF conversions): plain ChatML.
 CHATML_TEMPLATE = (

@@ -261,7 +261,7 @@ def evaluate_bf16() -> None:
     weight-only bfloat16 (``--option dtype=bfloat16-weights``), then ``dtype_parity.py`` pairs each arm's cases
     with the float32 run's and writes ``<set>-tuned-bf16w/parity.json`` (difference and CI per metric). A set
     whose float32 evaluation has not finished is skipped with a note, so a partial reference is never compared."""
-    for name in EVAL_SETS:
+    for name, max_new_tokens in EVAL_SETS.items():
         if not (RUN / "eval" / f"{name}-tuned" / "metrics.json").exists():
             print(f"{name}: the float32 evaluation has not finished; run the evaluate stage first", flush=True)
             continue
@@ -269,7 +269,7 @@ def evaluate_bf16() -> None:
         if not ((out / "report.md").exists() and (out / "metrics.json").exists()):
             run([CLINRAG, "evaluate", str(RUN / "data" / f"{name}-heldout.jsonl"), "--index", str(INDEX),
                  "--strategies", "decomposition", "--generator", "hf", "--model", str(STANDIN),
-                 "--adapter", str(SHIPPED / "adapter"), "--max-new-tokens", str(EVAL_SETS[name]),
+                 "--adapter", str(SHIPPED / "adapter"), "--max-new-tokens", str(max_new_tokens),
                  "--option", "dtype=bfloat16-weights", "--skip-no-retrieval-arm", "--out", str(out)])
         run([sys.executable, str(HERE / "dtype_parity.py"), str(RUN / "eval" / f"{name}-tuned"), str(out),
              "--out", str(out / "parity.json")])

@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import REPO, SHARED, A, PassageIndex, arm_table, load_cases, parts  # noqa: E402
+from run import REPO, SHARED, A, PassageIndex, arm_table, load_cases, parts
 
 ARMS = ("per-question dense (k=10)", "default (k=5)")
 

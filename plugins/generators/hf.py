@@ -11,7 +11,7 @@ On CPU the weights run in :data:`clinrag.core.defaults.CPU_ANSWER_DTYPE` (float3
 kind is measured to keep the answers); ``dtype=bfloat16`` runs the model in bfloat16 where the processor computes it
 natively, ``dtype=bfloat16-weights`` keeps only the weights in bfloat16 and the activations in float32
 (:mod:`clinrag.core.models.weight_only`); both map a cached bfloat16 copy
-(:func:`clinrag.core.models.loading.resolve_inference_dtype`).
+(:func:`clinrag.core.models.precision.resolve_inference_dtype`).
 
 The model is loaded on first use and cached per process by its options, so the answering generator and a
 query-translation LLM naming the same model share one copy.
@@ -25,7 +25,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from clinrag.core.defaults import DEFAULT_MODEL, MAX_NEW_TOKENS
-from clinrag.core.models.loading import load_causal_lm, resolve_device, resolve_inference_dtype
+from clinrag.core.models.loading import load_causal_lm, resolve_device
+from clinrag.core.models.precision import resolve_inference_dtype
 from clinrag.core.prompts import summary_messages
 from clinrag.core.types import Generation
 

@@ -86,9 +86,8 @@ def test_adapter_with_extended_vocab_resizes_base_before_loading(smollm2_dir, tm
 
 def test_inference_dtype_is_bf16_only_where_the_cpu_computes_it():
     import torch
-    from clinrag.core.models.loading import cpu_computes_bf16, resolve_inference_dtype
-
     from clinrag.core.defaults import CPU_ANSWER_DTYPE
+    from clinrag.core.models.precision import cpu_computes_bf16, resolve_inference_dtype
 
     wanted = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(CPU_ANSWER_DTYPE, CPU_ANSWER_DTYPE)
     expected = wanted if cpu_computes_bf16() else torch.float32
