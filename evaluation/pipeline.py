@@ -51,6 +51,21 @@ def index_manifest(index: str | Path | Any) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) else None
 
 
+def resolved_generator_settings(arms: Sequence[Arm], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per generator of ``arms``, the settings its options resolve to here (e.g. ``{"hf": {"answer_dtype":
+    "bfloat16-weights"}}``), from generators that report them
+    (:class:`~clinrag.plugins.generators.base.ResolvesRunSettings`); generators with nothing implicit are left out."""
+    from clinrag.plugins.generators import generators
+    from clinrag.plugins.generators.base import ResolvesRunSettings
+
+    settings = {}
+    for name in sorted({arm.generator for arm in arms}):
+        cls = generators.get_class(name)
+        if isinstance(cls, ResolvesRunSettings) and (resolved := cls.resolved_settings(options)):
+            settings[name] = resolved
+    return settings
+
+
 def run_evaluation(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, *, index: str | Path | Any,
                    k: int = defaults.TOP_K, generator_options: dict[str, Any] | None = None, workers: int = 1,
                    max_scenario_words: int | None = defaults.MAX_SCENARIO_WORDS, config: dict[str, Any] | None = None,
@@ -65,6 +80,9 @@ def run_evaluation(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, 
                   "k": k, "generator_options": generator_options or {}, "max_scenario_words": max_scenario_words,
                   **({"translator_model": translator_model} if translator_model else {}),
                   **({"llm_budget": llm_budget} if llm_budget is not None else {}), **(config or {})}
+    resolved = resolved_generator_settings(arms, generator_options or {})
+    if resolved:  # what the options mean on this machine: a changed default must not resume old results
+        run_config["generator_settings"] = resolved
     result = run_arms(cases, arms, out, agent_factory=factory, config=run_config, workers=workers,
                       max_scenario_words=max_scenario_words, progress=progress,
                       inputs=inputs_fingerprint(run_config, index_manifest(index)))

@@ -11,6 +11,8 @@ Capabilities beyond the contract are optional Protocols a plugin implements or n
 * :class:`SharesEmbedder`: the generator embeds text and can reuse the retriever's already-loaded embedder.
 * :class:`LoadsChatLLM` (on the class): it builds a :class:`ChatLLM` from a model spec (hub id, folder,
   ``.gguf``), which is how a separate query-translation LLM (``--translator-model``) is loaded.
+* :class:`ResolvesRunSettings` (on the class): what its options resolve to on this machine (``hf``: the dtype
+  it answers in), which an evaluation records so it never resumes results computed under another setting.
 * :class:`SummarizesWithAnswers`: it writes the summary in the same call as the answers (``hf``: one batched
   decode in which the summary shares the answers' system + scenario prefix), so the graph skips the separate
   summary call.
@@ -18,7 +20,7 @@ Capabilities beyond the contract are optional Protocols a plugin implements or n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -77,6 +79,18 @@ class LoadsChatLLM(Protocol):
     @classmethod
     def load_chat_llm(cls, model: str) -> ChatLLM:
         """The chat LLM for ``model`` (hub id, local folder or ``.gguf`` file), loaded lazily."""
+        ...
+
+
+@runtime_checkable
+class ResolvesRunSettings(Protocol):
+    """Capability of a generator *class*: what its options resolve to on this machine (e.g. the dtype it answers
+    in when none is given), for a run to record, so results computed under one setting are never resumed under
+    another after a default changes."""
+
+    @classmethod
+    def resolved_settings(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Settings to record beside ``options`` (JSON values); empty when there is nothing implicit."""
         ...
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from clinrag.core.defaults import DEFAULT_MODEL, MAX_NEW_TOKENS
@@ -190,6 +190,15 @@ class HFGenerator(LLMGenerator):
         limits = [self.max_new_tokens] * len(requests) + [self.summary_max_new_tokens]
         gens = self.llm.chat(convs, max_new_tokens=limits)
         return self.finish_answers(requests, gens[:-1]), self.finish_summary(gens[-1])
+
+    @classmethod
+    def resolved_settings(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``{"answer_dtype": …}`` when ``options`` make the model answer in anything but float32 on this machine
+        (``bfloat16-weights``, or bfloat16 on a GPU), as :func:`resolve_inference_dtype` decides. float32 stays
+        implicit: every evaluation folder written before this was recorded ran in it, and still resumes."""
+        dtype = resolve_inference_dtype(options.get("dtype"), resolve_device(options.get("device")))
+        name = dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
+        return {} if name == "float32" else {"answer_dtype": name}
 
     @classmethod
     def load_chat_llm(cls, model: str) -> HFChatLLM:

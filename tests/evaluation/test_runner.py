@@ -151,6 +151,40 @@ def test_run_evaluation_end_to_end_robust_and_resumable(demo_index_dir, tmp_path
         run_evaluation(cases, arms, out, index=demo_index_dir, k=4, progress=False)
 
 
+def test_a_run_records_the_dtype_hf_resolves_to_and_a_changed_default_does_not_resume(tmp_path, monkeypatch):
+    """A folder written while the CPU default was float32 must not be resumed once the default answers in
+    bfloat16: the records would mix two precisions. The resolved dtype is part of run.json (float32 implicit)."""
+    from dataclasses import replace
+
+    from clinrag.core.models import precision
+
+    monkeypatch.setattr(precision, "CPU_ANSWER_DTYPE", "float32")
+    retriever = EmbeddingRetriever()
+    extractive = default_agent_factory(retriever, k=1)
+
+    def factory(arm):  # stands in for the hf generator: only the configuration is under test, no model loads
+        return extractive(replace(arm, generator="extractive"))
+
+    arms, cases = plan_arms(["none"], ["hf"], no_retrieval=False), _demo_cases()[:1]
+    run = dict(index=retriever, k=1, progress=False, agent_factory=factory, n_resamples=20)
+    out = tmp_path / "f32"
+    assert run_evaluation(cases, arms, out, **run)["_run"]["ran"] == 1
+    assert "generator_settings" not in json.loads((out / "run.json").read_text())
+    assert run_evaluation(cases, arms, out, **run)["_run"]["skipped"] == 1  # same default: resumes
+
+    monkeypatch.setattr(precision, "CPU_ANSWER_DTYPE", "bfloat16-weights")
+    monkeypatch.setattr(precision, "cpu_computes_bf16", lambda: True)
+    with pytest.raises(EvaluationError, match="differs in: generator_settings"):
+        run_evaluation(cases, arms, out, **run)
+    out_bf16 = tmp_path / "bf16"
+    run_evaluation(cases, arms, out_bf16, generator_options={"dtype": "bfloat16-weights"}, **run)
+    assert json.loads((out_bf16 / "run.json").read_text())["generator_settings"] == {
+        "hf": {"answer_dtype": "bfloat16-weights"}}
+    # extractive arms have nothing implicit to record
+    run_evaluation(cases, plan_arms(["none"], ["extractive"], no_retrieval=False), tmp_path / "ex", **run)
+    assert "generator_settings" not in json.loads((tmp_path / "ex" / "run.json").read_text())
+
+
 @pytest.mark.slow
 def test_adapter_arms_run_base_and_adapter(demo_index_dir, smollm2_dir, tmp_path):
     """The real SmolLM2 through the hf generator, with --adapter: each strategy runs on the base model and with a

@@ -111,3 +111,24 @@ def test_hf_chat_llm_answers_with_bf16_weights(tiny_qwen2_dir, tmp_path, monkeyp
     gens = llm.chat([[{"role": "user", "content": "What causes asthma?"}], [{"role": "user", "content": "Hi"}]])
     assert has_bf16_weights(llm.model) and len(gens) == 2
     assert all(0 < len(ids) <= 3 for ids in llm.last_token_ids)
+
+
+def test_resolved_settings_name_the_dtype_it_answers_in_leaving_float32_implicit(monkeypatch):
+    """What an evaluation records beside the options: the resolved dtype, so a run written under one default is not
+    resumed under another. float32 (what every earlier run used) stays implicit."""
+    from clinrag.core.models import precision
+    from clinrag.plugins.generators.base import ResolvesRunSettings
+    from clinrag.plugins.generators.hf import HFGenerator
+
+    assert isinstance(HFGenerator, ResolvesRunSettings)
+    monkeypatch.setattr(precision, "CPU_ANSWER_DTYPE", "float32")
+    assert HFGenerator.resolved_settings({}) == {} == HFGenerator.resolved_settings({"dtype": "float32"})
+    assert HFGenerator.resolved_settings({"dtype": "bf16-weights", "device": "cpu"}) == {
+        "answer_dtype": "bfloat16-weights"}
+    assert HFGenerator.resolved_settings({"dtype": "bfloat16", "device": "cpu"}) == {"answer_dtype": "bfloat16"}
+    # the CPU default switched to a bfloat16 kind on a CPU that computes it: the implicit choice is now recorded
+    monkeypatch.setattr(precision, "CPU_ANSWER_DTYPE", "bfloat16-weights")
+    monkeypatch.setattr(precision, "cpu_computes_bf16", lambda: True)
+    assert HFGenerator.resolved_settings({"device": "cpu"}) == {"answer_dtype": "bfloat16-weights"}
+    monkeypatch.setattr(precision, "cpu_computes_bf16", lambda: False)  # emulated bf16 is slower: float32
+    assert HFGenerator.resolved_settings({"device": "cpu"}) == {}
