@@ -15,8 +15,8 @@ from clinrag.core import defaults
 from clinrag.core.cases import Case
 
 from .aggregate import aggregate
-from .report import render_charts, render_markdown
 from .records import atomic_write, inputs_fingerprint
+from .report import render_charts, render_markdown
 from .runner import METRICS, AgentFactory, Arm, default_agent_factory, run_arms
 
 

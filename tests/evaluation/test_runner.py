@@ -166,7 +166,7 @@ def test_a_run_records_the_dtype_hf_resolves_to_and_a_changed_default_does_not_r
         return extractive(replace(arm, generator="extractive"))
 
     arms, cases = plan_arms(["none"], ["hf"], no_retrieval=False), _demo_cases()[:1]
-    run = dict(index=retriever, k=1, progress=False, agent_factory=factory, n_resamples=20)
+    run = {"index": retriever, "k": 1, "progress": False, "agent_factory": factory, "n_resamples": 20}
     out = tmp_path / "f32"
     assert run_evaluation(cases, arms, out, **run)["_run"]["ran"] == 1
     assert "generator_settings" not in json.loads((out / "run.json").read_text())
