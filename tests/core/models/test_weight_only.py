@@ -71,6 +71,26 @@ def test_head_recomputes_its_top_logits_in_float32():
     assert y.dtype == torch.float32 and y.shape == (3, 2, 1000)
 
 
+def test_a_strided_last_position_slice_does_not_copy_the_weight():
+    """A prefill hands the head ``hidden[:, -1:, :]``, a strided 3-D view. F.linear on it in bfloat16 once took a
+    batched-matmul path that copied the whole weight first (the stand-in's head: 259 MB and ~0.9 s per prefill
+    forward); the product must allocate about its output, not the weight."""
+    import torch
+    from clinrag.core.models.weight_only import Bf16WeightHead
+    from torch.profiler import ProfilerActivity, profile
+
+    head = Bf16WeightHead(torch.nn.Linear(512, 8192, bias=False))  # an 8 MB bfloat16 weight
+    hidden = torch.randn(1, 37, 512)
+    x = hidden[:, -1:, :]
+    assert x.stride(0) != x.stride(1) * x.shape[1]  # not a 2-D matrix by a view: what sent F.linear astray
+    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        y = head(x)
+    weight_bytes = head.weight.numel() * head.weight.element_size()
+    biggest = max(e.self_cpu_memory_usage for e in prof.key_averages())
+    assert 0 < biggest < weight_bytes / 4, biggest
+    assert y.shape == (1, 1, 8192) and torch.equal(y, head(torch.empty(1, 1, 512).copy_(x)))
+
+
 @pytest.mark.slow
 def test_loader_gives_a_weight_only_model_that_decodes(tiny_qwen2_dir, tmp_path, monkeypatch):
     import torch
