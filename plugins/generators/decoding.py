@@ -134,35 +134,40 @@ def _prefill_padded(model: Any, cache: Any, shared: int, suffixes: list[list[int
 
 def _prefill_rowwise(model: Any, cache: Any, shared: int, suffixes: list[list[int]],
                      stats: DecodeStats) -> tuple[Any, Any, Any]:
-    """Each suffix alone (batch 1, no padding) on top of the prefix cache; then one padded batch cache
-    ``[prefix][zeros][suffix_i]`` per layer with the zeros masked, exactly the padded layout."""
+    """Each suffix alone (batch 1, no padding) on top of the prefix cache, its keys and values copied straight
+    into one padded batch cache ``[prefix][zeros][suffix_i]`` per layer (zeros masked): the padded layout.
+
+    Copying each row out as soon as it is computed keeps one row's cache alive besides the batch's, not every
+    row's until the end (a 7-row case on the 0.5B stand-in: ~190 MB less at the peak)."""
     import torch
 
     device, bsz = model.device, len(suffixes)
     width = max(len(s) for s in suffixes)
-    rows_kv, logits = [], []
-    for s in suffixes:
+    batch_kv: list[list[Any]] = []  # per layer [keys, values], allocated once the first row shows their shapes
+    logits = []
+    for i, s in enumerate(suffixes):
         ids = torch.tensor([s], dtype=torch.long, device=device)
         pos = torch.arange(shared, shared + len(s), device=device)[None]
         out = _forward(model, True, cache, input_ids=ids, position_ids=pos)
         stats.forward_calls += 1
         logits.append(out.logits[:, -1, :])
+        del out  # its hidden states and logits, before the next row's forward
         kv = hf_compat.layer_kv(cache)
-        rows_kv.append([(k[:, :, shared:], v[:, :, shared:]) for k, v in kv])
-        # back to the prefix alone for the next row
-        hf_compat.set_layer_kv(cache, [(k[:, :, :shared], v[:, :, :shared]) for k, v in kv])
-    batch_kv = []
-    for li, layer_pair in enumerate(hf_compat.layer_kv(cache)):  # one preallocated tensor per layer and kind
-        tensors = []
-        for kind, prefix in enumerate(layer_pair):
-            full = prefix.new_zeros((bsz, prefix.shape[1], shared + width, prefix.shape[3]))
-            full[:, :, :shared] = prefix
-            for i, kv in enumerate(rows_kv):
-                part = kv[li][kind]
-                full[i, :, shared + width - part.shape[2]:] = part[0]
-            tensors.append(full)
-        batch_kv.append((tensors[0], tensors[1]))
-    hf_compat.set_layer_kv(cache, batch_kv)
+        if not batch_kv:
+            for pair in kv:
+                tensors = []
+                for t in pair:
+                    full = t.new_zeros((bsz, t.shape[1], shared + width, t.shape[3]))
+                    full[:, :, :shared] = t[:, :, :shared]
+                    tensors.append(full)
+                batch_kv.append(tensors)
+        for li, pair in enumerate(kv):
+            for kind, t in enumerate(pair):
+                batch_kv[li][kind][i, :, shared + width - len(s):] = t[0, :, shared:]
+        # back to the prefix alone for the next row (a copy: a view would keep this row's whole cache alive)
+        hf_compat.set_layer_kv(cache, [(k[:, :, :shared].clone(), v[:, :, :shared].clone()) for k, v in kv])
+        del kv
+    hf_compat.set_layer_kv(cache, [(k, v) for k, v in batch_kv])
     mask = torch.zeros((bsz, shared + width), dtype=torch.long, device=device)
     mask[:, :shared] = 1
     for i, s in enumerate(suffixes):
