@@ -51,19 +51,24 @@ def index_manifest(index: str | Path | Any) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) else None
 
 
-def resolved_generator_settings(arms: Sequence[Arm], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per generator of ``arms``, the settings its options resolve to here (e.g. ``{"hf": {"answer_dtype":
-    "bfloat16-weights"}}``), from generators that report them
-    (:class:`~clinrag.plugins.generators.base.ResolvesRunSettings`); generators with nothing implicit are left out."""
+def recorded_generator_options(arms: Sequence[Arm], options: dict[str, Any]) -> tuple[dict[str, Any],
+                                                                                         dict[str, dict[str, Any]]]:
+    """The generator options as a run records them, and per generator of ``arms`` the settings they resolve to here
+    (e.g. ``{"hf": {"answer_dtype": "bfloat16-weights"}}``) from generators that report them
+    (:class:`~clinrag.plugins.generators.base.ResolvesRunSettings`). Options such a generator resolves (``dtype``)
+    are recorded by their resolved value only: ``dtype=float32`` asked and float32 by default are the same run, a
+    default that changed is not. Generators with nothing implicit are left out."""
     from clinrag.plugins.generators import generators
     from clinrag.plugins.generators.base import ResolvesRunSettings
 
-    settings = {}
+    settings, resolved_keys = {}, set()
     for name in sorted({arm.generator for arm in arms}):
         cls = generators.get_class(name)
-        if isinstance(cls, ResolvesRunSettings) and (resolved := cls.resolved_settings(options)):
-            settings[name] = resolved
-    return settings
+        if isinstance(cls, ResolvesRunSettings):
+            resolved_keys.update(cls.resolved_options)
+            if resolved := cls.resolved_settings(options):
+                settings[name] = resolved
+    return {k: v for k, v in options.items() if k not in resolved_keys}, settings
 
 
 def run_evaluation(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, *, index: str | Path | Any,
@@ -76,11 +81,11 @@ def run_evaluation(cases: Sequence[Case], arms: Sequence[Arm], out: str | Path, 
     out = Path(out)
     factory = agent_factory or default_agent_factory(index, k=k, generator_options=generator_options,
                                                      translator_model=translator_model, llm_budget=llm_budget)
+    recorded_options, resolved = recorded_generator_options(arms, generator_options or {})
     run_config = {"index": str(Path(index).resolve()) if isinstance(index, (str, Path)) else type(index).__name__,
-                  "k": k, "generator_options": generator_options or {}, "max_scenario_words": max_scenario_words,
+                  "k": k, "generator_options": recorded_options, "max_scenario_words": max_scenario_words,
                   **({"translator_model": translator_model} if translator_model else {}),
                   **({"llm_budget": llm_budget} if llm_budget is not None else {}), **(config or {})}
-    resolved = resolved_generator_settings(arms, generator_options or {})
     if resolved:  # what the options mean on this machine: a changed default must not resume old results
         run_config["generator_settings"] = resolved
     result = run_arms(cases, arms, out, agent_factory=factory, config=run_config, workers=workers,

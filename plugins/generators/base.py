@@ -88,6 +88,10 @@ class ResolvesRunSettings(Protocol):
     in when none is given), for a run to record, so results computed under one setting are never resumed under
     another after a default changes."""
 
+    #: The options whose effect :meth:`resolved_settings` records: a run records the resolved value in their place,
+    #: so asking explicitly for what the default gives is the same run.
+    resolved_options: ClassVar[tuple[str, ...]]
+
     @classmethod
     def resolved_settings(cls, options: Mapping[str, Any]) -> dict[str, Any]:
         """Settings to record beside ``options`` (JSON values); empty when there is nothing implicit."""

@@ -191,6 +191,8 @@ class HFGenerator(LLMGenerator):
         gens = self.llm.chat(convs, max_new_tokens=limits)
         return self.finish_answers(requests, gens[:-1]), self.finish_summary(gens[-1])
 
+    resolved_options: ClassVar[tuple[str, ...]] = ("dtype",)
+
     @classmethod
     def resolved_settings(cls, options: Mapping[str, Any]) -> dict[str, Any]:
         """``{"answer_dtype": …}`` when ``options`` make the model answer in anything but float32 on this machine

@@ -171,6 +171,8 @@ def test_a_run_records_the_dtype_hf_resolves_to_and_a_changed_default_does_not_r
     assert run_evaluation(cases, arms, out, **run)["_run"]["ran"] == 1
     assert "generator_settings" not in json.loads((out / "run.json").read_text())
     assert run_evaluation(cases, arms, out, **run)["_run"]["skipped"] == 1  # same default: resumes
+    # asking for float32 explicitly is the same run as float32 by default
+    assert run_evaluation(cases, arms, out, generator_options={"dtype": "float32"}, **run)["_run"]["skipped"] == 1
 
     monkeypatch.setattr(precision, "CPU_ANSWER_DTYPE", "bfloat16-weights")
     monkeypatch.setattr(precision, "cpu_computes_bf16", lambda: True)
@@ -178,8 +180,11 @@ def test_a_run_records_the_dtype_hf_resolves_to_and_a_changed_default_does_not_r
         run_evaluation(cases, arms, out, **run)
     out_bf16 = tmp_path / "bf16"
     run_evaluation(cases, arms, out_bf16, generator_options={"dtype": "bfloat16-weights"}, **run)
-    assert json.loads((out_bf16 / "run.json").read_text())["generator_settings"] == {
-        "hf": {"answer_dtype": "bfloat16-weights"}}
+    recorded = json.loads((out_bf16 / "run.json").read_text())
+    assert recorded["generator_settings"] == {"hf": {"answer_dtype": "bfloat16-weights"}}
+    assert "dtype" not in recorded["generator_options"]  # recorded once, as resolved
+    # the new default is what was asked there: that folder resumes without the option
+    assert run_evaluation(cases, arms, out_bf16, **run)["_run"]["skipped"] == 1
     # extractive arms have nothing implicit to record
     run_evaluation(cases, plan_arms(["none"], ["extractive"], no_retrieval=False), tmp_path / "ex", **run)
     assert "generator_settings" not in json.loads((tmp_path / "ex" / "run.json").read_text())
