@@ -248,7 +248,8 @@ def evaluate(adapter: str = "tuned", sets: tuple[str, ...] = tuple(EVAL_SETS)) -
             run([CLINRAG, "evaluate", str(RUN / "data" / f"{name}-heldout.jsonl"), "--index", str(INDEX),
                  "--strategies", "decomposition", "--generator", "hf", "--model", str(STANDIN),
                  "--adapter", str(path), "--max-new-tokens", str(EVAL_SETS[name]), no_retrieval,
-                 "--out", str(out)])
+                 # the reference precision, whatever the CPU default becomes (folders begun without it resume)
+                 "--option", "dtype=float32", "--out", str(out)])
         if adapter == "tuned":
             dest = SHIPPED / "eval" / name
             dest.mkdir(parents=True, exist_ok=True)
@@ -287,7 +288,8 @@ def evaluate_vocab() -> None:
     adapters = [arg for out in ABLATION for arg in ("--adapter", str(RUN / out))]
     run([CLINRAG, "evaluate", str(RUN / "data" / "pubmedqa_dev-heldout.jsonl"), "--index", str(INDEX),
          "--strategies", "decomposition", "--generator", "hf", "--model", str(STANDIN), *adapters,
-         "--max-new-tokens", str(EVAL_SETS["pubmedqa_dev"]), "--skip-no-retrieval-arm", "--out", str(VOCAB_EVAL)])
+         "--max-new-tokens", str(EVAL_SETS["pubmedqa_dev"]), "--skip-no-retrieval-arm", "--option", "dtype=float32",
+         "--out", str(VOCAB_EVAL)])
 
 
 def stage_status() -> None:
