@@ -10,7 +10,7 @@ rotary embeddings, softmax and the KV cache stay float32.
 
 Measured on the 0.5B stand-in (benchmarks/README.md, "Precision on CPU"; 2 idle cores): 43 of 48 answer and
 summary rows kept float32's first 32 greedy tokens through the same batched decoder (plain bfloat16: 22 of 30),
-one row short of the 90 % gate for a default, at 3.5x the sequential baseline (float32: 2.1x). So it is an option
+one row short of the 90 % gate for a default, at 4.5x the sequential baseline (float32: 2.2x). So it is an option
 (``dtype=bfloat16-weights``), not the default.
 
 The output head is the one place a rounded product decides a token directly (greedy decoding takes the argmax of
