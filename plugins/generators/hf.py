@@ -70,7 +70,7 @@ class HFChatLLM:
         dtype = resolve_inference_dtype(self.dtype, device)
         key = (self.model_spec, self.adapter, device, str(dtype), self.trust_remote_code)
         return _load_cached(key, spec=self.model_spec, adapter=self.adapter, device=device, dtype=dtype,
-                            trust_remote_code=self.trust_remote_code)
+                            trust_remote_code=self.trust_remote_code, merge_adapter=True)
 
     @property
     def model(self) -> Any:

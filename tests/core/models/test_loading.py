@@ -83,6 +83,16 @@ def test_adapter_with_extended_vocab_resizes_base_before_loading(smollm2_dir, tm
         plain.resize_token_embeddings(len(tok), mean_resizing=False)
         assert not torch.allclose(plain(input_ids=ids).logits, got, atol=1e-3)  # the adapter is really applied
 
+    # For answering, the adapter is folded into the weights (no LoRA wrapper left to run), same logits
+    from peft import PeftModel
+
+    merged, merged_tok = load_causal_lm(str(base_dir), adapter=str(adapter_dir), device="cpu", merge_adapter=True)
+    assert isinstance(model, PeftModel) and not isinstance(merged, PeftModel)
+    assert not any("lora" in name for name, _ in merged.named_modules())
+    assert len(merged_tok) == base_rows + 3 and merged.get_input_embeddings().weight.shape[0] == base_rows + 3
+    with torch.no_grad():
+        assert torch.allclose(merged(input_ids=ids).logits, expected, atol=1e-5)
+
 
 def test_inference_dtype_is_bf16_only_where_the_cpu_computes_it():
     import torch
