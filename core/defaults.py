@@ -22,15 +22,15 @@ DEFAULT_EMBEDDER_ALIASES = (DEFAULT_EMBEDDER, f"sentence-transformers/{DEFAULT_E
 
 #: The dtype the ``hf`` generator answers in on CPU unless told otherwise: "float32" (the exact path),
 #: "bfloat16" or "bfloat16-weights" (bfloat16 weights, float32 activations: core/models/weight_only.py); the two
-#: bfloat16 kinds are used only where the CPU computes bfloat16 natively (AVX512-BF16/AMX). A bfloat16 kind becomes
-#: the default only once measured to keep the answers: first 32 greedy tokens equal to float32's on >= 90 % of
-#: >= 30 real rows (``real_size.quality_parity`` in benchmarks/results/answer.json), or the real-model held-out
-#: metrics within float32's CI (experiments/real_model/dtype_parity.py). Measured on the 0.5B stand-in
-#: (idle 2-core machine): bfloat16-weights 43/48 rows (0.896, one row short), 4.5x the sequential baseline,
-#: 1.15x llama.cpp and 2.4 GB against float32's 2.2x, 0.58x and 3.4 GB; plain bfloat16 22/30. So float32 stays
-#: the default until the held-out metrics decide (experiments/real_model/run.py evaluate-bf16);
-#: ``--option dtype=bfloat16-weights`` (or ``bfloat16``) opts in (benchmarks/README.md, "Precision on CPU").
-CPU_ANSWER_DTYPE = "float32"
+#: bfloat16 kinds are used only where the CPU computes bfloat16 natively (AVX512-BF16/AMX), elsewhere float32.
+#: A bfloat16 kind is the default only where measured to keep the answers: first 32 greedy tokens equal to
+#: float32's on >= 90 % of >= 30 real rows (``real_size.quality_parity`` in benchmarks/results/answer.json), or the
+#: real-model held-out metrics within float32's CI (experiments/real_model/dtype_parity.py). bfloat16-weights on
+#: the 0.5B stand-in (idle 2-core machine): 43/48 rows (0.896, one row short), and every held-out metric of the
+#: base and tuned arms within float32's CI on PubMedQA and CasiMedicos (decision and MCQ accuracy identical); 4.5x
+#: the sequential baseline, 1.15x llama.cpp and 2.4 GB against float32's 2.2x, 0.58x and 3.4 GB (plain bfloat16:
+#: 22/30 rows). ``--option dtype=float32`` asks for the exact path (benchmarks/README.md, "Precision on CPU").
+CPU_ANSWER_DTYPE = "bfloat16-weights"
 
 #: Answer length cap of the LLM generators: a few sentences with citations; small models stop earlier by themselves.
 MAX_NEW_TOKENS = 192

@@ -10,8 +10,9 @@ rotary embeddings, softmax and the KV cache stay float32.
 
 Measured on the 0.5B stand-in (benchmarks/README.md, "Precision on CPU"; 2 idle cores): 43 of 48 answer and
 summary rows kept float32's first 32 greedy tokens through the same batched decoder (plain bfloat16: 22 of 30),
-one row short of the 90 % gate for a default, at 4.5x the sequential baseline (float32: 2.2x). So it is an option
-(``dtype=bfloat16-weights``), not the default.
+one row short of the 90 % token gate, and every held-out metric of the real-model evaluation stayed within
+float32's CI (the gate's other arm), at 4.5x the sequential baseline (float32: 2.2x) in 2.4 GB (float32: 3.4 GB).
+So it is the CPU default where the processor computes bfloat16 (:data:`~clinrag.core.defaults.CPU_ANSWER_DTYPE`).
 
 The output head is the one place a rounded product decides a token directly (greedy decoding takes the argmax of
 the logits, and a bfloat16 logit near 20 is only known to ±0.06), so :class:`Bf16WeightHead` recomputes the

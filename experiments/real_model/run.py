@@ -261,7 +261,11 @@ def evaluate_bf16() -> None:
     """The speed issue's (#15) second quality gate: the ``evaluate`` stage's base+RAG and tuned+RAG arms again with
     weight-only bfloat16 (``--option dtype=bfloat16-weights``), then ``dtype_parity.py`` pairs each arm's cases
     with the float32 run's and writes ``<set>-tuned-bf16w/parity.json`` (difference and CI per metric). A set
-    whose float32 evaluation has not finished is skipped with a note, so a partial reference is never compared."""
+    whose float32 evaluation has not finished is skipped with a note, so a partial reference is never compared.
+    Each compared set's ``parity.json``, ``metrics.json`` and ``report.md`` are copied to ``eval-bf16w/<set>/``
+    beside the shipped adapter."""
+    import shutil
+
     for name, max_new_tokens in EVAL_SETS.items():
         if not (RUN / "eval" / f"{name}-tuned" / "metrics.json").exists():
             print(f"{name}: the float32 evaluation has not finished; run the evaluate stage first", flush=True)
@@ -274,6 +278,10 @@ def evaluate_bf16() -> None:
                  "--option", "dtype=bfloat16-weights", "--skip-no-retrieval-arm", "--out", str(out)])
         run([sys.executable, str(HERE / "dtype_parity.py"), str(RUN / "eval" / f"{name}-tuned"), str(out),
              "--out", str(out / "parity.json")])
+        dest = SHIPPED / "eval-bf16w" / name
+        dest.mkdir(parents=True, exist_ok=True)
+        for file in (out / "parity.json", out / "metrics.json", out / "report.md"):
+            shutil.copy2(file, dest / file.name)
 
 
 VOCAB_EVAL = RUN / "eval" / "pubmedqa_dev-vocab-ablation"

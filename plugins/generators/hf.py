@@ -7,11 +7,11 @@ summary** are answered in one batched decode that computes the shared system + s
 (:mod:`clinrag.plugins.generators.decoding`); the graph then skips its separate summary call
 (:class:`~clinrag.plugins.generators.base.SummarizesWithAnswers`).
 
-On CPU the weights run in :data:`clinrag.core.defaults.CPU_ANSWER_DTYPE` (float32, the exact path, until a bfloat16
-kind is measured to keep the answers); ``dtype=bfloat16`` runs the model in bfloat16 where the processor computes it
-natively, ``dtype=bfloat16-weights`` keeps only the weights in bfloat16 and the activations in float32
-(:mod:`clinrag.core.models.weight_only`); both map a cached bfloat16 copy
-(:func:`clinrag.core.models.precision.resolve_inference_dtype`).
+On CPU the weights run in :data:`clinrag.core.defaults.CPU_ANSWER_DTYPE` where the processor computes bfloat16
+natively: ``bfloat16-weights``, the weights in bfloat16 and the activations in float32
+(:mod:`clinrag.core.models.weight_only`), measured to keep the answers; elsewhere, or with ``dtype=float32``, the
+exact float32 path. ``dtype=bfloat16`` runs the whole model in bfloat16. The bfloat16 kinds map a cached bfloat16
+copy (:func:`clinrag.core.models.precision.resolve_inference_dtype`).
 
 The model is loaded on first use and cached per process by its options, so the answering generator and a
 query-translation LLM naming the same model share one copy.
