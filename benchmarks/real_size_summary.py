@@ -109,7 +109,30 @@ def _parity(cl: dict, par: dict, compared: list[bool], exact_equal: list[bool], 
                     f"answer and summary: the timed cases' rows against {reference}, plus "
                     f"{len(par.get('cases', []))} more cases decoded both ways (batched, 32-token answers)",
         "other_dtypes_on_parity_cases": others,
-        "exact_path_tokens_equal": f"{sum(exact_equal)}/{len(exact_equal)}" if exact_equal else None}
+        "exact_path_tokens_equal": f"{sum(exact_equal)}/{len(exact_equal)}" if exact_equal else None,
+        "held_out_metrics": held_out_gate()}
+
+
+#: Where ``experiments/real_model/run.py evaluate-bf16`` ships its per-set comparisons (``dtype_parity.py``).
+HELD_OUT_PARITY = Path(__file__).resolve().parents[1] / "docs" / "eval-results" / "real-model-v1" / "eval-bf16w"
+
+
+def held_out_gate(folder: Path = HELD_OUT_PARITY) -> dict | None:
+    """The gate's other arm, as the real-model runner measured it: per held-out set and arm, whether every metric of
+    the lower-precision run lies within float32's 95 % interval (None when no comparison has been shipped)."""
+    sets = {}
+    for path in sorted(folder.glob("*/parity.json")):
+        arms = json.loads(path.read_text(encoding="utf-8"))["arms"]
+        sets[path.parent.name] = {
+            arm: {"cases": block["cases"],
+                  "within_reference_ci": {m: v["within_reference_ci"] for m, v in block["metrics"].items()}}
+            for arm, block in arms.items()}
+    if not sets:
+        return None
+    return {"sets": sets, "meets_target": all(ok for arms in sets.values() for block in arms.values()
+                                              for ok in block["within_reference_ci"].values()),
+            "target": "every held-out metric of the lower-precision run within float32's 95 % case-bootstrap CI",
+            "source": str(folder.relative_to(folder.parents[3]))}
 
 
 def _default_dtype() -> str:
