@@ -153,10 +153,10 @@ def _conversations(gen, case, retriever, k: int):
 
 def _dtype_label(model) -> str:
     """``float32``, ``bfloat16``, … or ``bfloat16-weights`` (bfloat16 weights, float32 activations)."""
-    from clinrag.core.models.precision import BF16_WEIGHTS
+    from clinrag.core.models.precision import BF16_WEIGHTS, dtype_name
     from clinrag.core.models.weight_only import has_bf16_weights
 
-    return BF16_WEIGHTS if has_bf16_weights(model) else str(model.dtype).removeprefix("torch.")
+    return BF16_WEIGHTS if has_bf16_weights(model) else dtype_name(model.dtype)
 
 
 def side_baseline(args) -> dict:

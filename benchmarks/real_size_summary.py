@@ -12,7 +12,7 @@ import os
 import statistics
 from pathlib import Path
 
-from real_size import GGUF, PARITY_TOKENS, copy_bandwidth_gbs, run_side
+from real_size import GGUF, PARITY_TOKENS, REPO, copy_bandwidth_gbs, run_side
 
 
 def _first(ids: list[int], n: int = PARITY_TOKENS) -> list[int]:
@@ -114,7 +114,7 @@ def _parity(cl: dict, par: dict, compared: list[bool], exact_equal: list[bool], 
 
 
 #: Where ``experiments/real_model/run.py evaluate-bf16`` ships its per-set comparisons (``dtype_parity.py``).
-HELD_OUT_PARITY = Path(__file__).resolve().parents[1] / "docs" / "eval-results" / "real-model-v1" / "eval-bf16w"
+HELD_OUT_PARITY = REPO / "docs" / "eval-results" / "real-model-v1" / "eval-bf16w"
 
 
 def held_out_gate(folder: Path = HELD_OUT_PARITY) -> dict | None:
@@ -132,13 +132,13 @@ def held_out_gate(folder: Path = HELD_OUT_PARITY) -> dict | None:
     return {"sets": sets, "meets_target": all(ok for arms in sets.values() for block in arms.values()
                                               for ok in block["within_reference_ci"].values()),
             "target": "every held-out metric of the lower-precision run within float32's 95 % case-bootstrap CI",
-            "source": str(folder.relative_to(folder.parents[3]))}
+            "source": str(folder.relative_to(REPO))}
 
 
 def _default_dtype() -> str:
-    from clinrag.core.models.precision import resolve_inference_dtype
+    from clinrag.core.models.precision import dtype_name, resolve_inference_dtype
 
-    return str(resolve_inference_dtype(None, "cpu")).removeprefix("torch.")
+    return dtype_name(resolve_inference_dtype(None, "cpu"))
 
 
 def measure(args) -> dict:

@@ -26,7 +26,7 @@ from typing import Any
 from clinrag.core.defaults import DEFAULT_MODEL
 from clinrag.core.errors import ModelLoadError
 
-from .precision import is_bf16_weights, resolve_dtype
+from .precision import dtype_name, is_bf16_weights, resolve_dtype
 
 # Used only when a tokenizer ships no chat template (some GGUF conversions): plain ChatML.
 CHATML_TEMPLATE = (
@@ -339,7 +339,7 @@ def load_causal_lm(spec: str | os.PathLike[str] = DEFAULT_MODEL, *, adapter: str
     if source.kind == "folder":  # a float32 folder asked for in bfloat16: map a cached copy, do not convert again
         from . import dtype_copy
 
-        wanted = str(resolve_dtype(dtype, dev)).removeprefix("torch.")
+        wanted = dtype_name(resolve_dtype(dtype, dev))
         if dtype_copy.wants_copy(Path(source.location), wanted):
             source = ModelSource("folder", str(dtype_copy.ensure_copy(source.location, wanted)))
     tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code)

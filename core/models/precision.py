@@ -67,3 +67,8 @@ def resolve_inference_dtype(dtype: Any, device: str) -> Any:
             return resolve_inference_dtype(CPU_ANSWER_DTYPE, device)
         return torch.float32
     return resolve_dtype(dtype, device)
+
+
+def dtype_name(dtype: Any) -> str:
+    """A resolved dtype as its plain name: ``torch.float32`` → ``"float32"``; ``"bfloat16-weights"`` stays itself."""
+    return str(dtype).removeprefix("torch.")

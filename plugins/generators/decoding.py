@@ -167,7 +167,7 @@ def _prefill_rowwise(model: Any, cache: Any, shared: int, suffixes: list[list[in
         # back to the prefix alone for the next row (a copy: a view would keep this row's whole cache alive)
         hf_compat.set_layer_kv(cache, [(k[:, :, :shared].clone(), v[:, :, :shared].clone()) for k, v in kv])
         del kv
-    hf_compat.set_layer_kv(cache, [(k, v) for k, v in batch_kv])
+    hf_compat.set_layer_kv(cache, [tuple(pair) for pair in batch_kv])
     mask = torch.zeros((bsz, shared + width), dtype=torch.long, device=device)
     mask[:, :shared] = 1
     for i, s in enumerate(suffixes):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from clinrag.core.defaults import DEFAULT_MODEL, MAX_NEW_TOKENS
 from clinrag.core.models.loading import load_causal_lm, resolve_device
-from clinrag.core.models.precision import resolve_inference_dtype
+from clinrag.core.models.precision import dtype_name, resolve_inference_dtype
 from clinrag.core.prompts import summary_messages
 from clinrag.core.types import Generation
 
@@ -198,8 +198,7 @@ class HFGenerator(LLMGenerator):
         """``{"answer_dtype": …}`` when ``options`` make the model answer in anything but float32 on this machine
         (``bfloat16-weights``, or bfloat16 on a GPU), as :func:`resolve_inference_dtype` decides. float32 stays
         implicit: every evaluation folder written before this was recorded ran in it, and still resumes."""
-        dtype = resolve_inference_dtype(options.get("dtype"), resolve_device(options.get("device")))
-        name = dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
+        name = dtype_name(resolve_inference_dtype(options.get("dtype"), resolve_device(options.get("device"))))
         return {} if name == "float32" else {"answer_dtype": name}
 
     @classmethod
